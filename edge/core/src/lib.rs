@@ -1,0 +1,12 @@
+//! Sans-IO edge logic.
+//!
+//! Architecture invariant: nothing here does IO, spawns, sleeps or reads the clock. Callers pass
+//! `now` and ids in and get values back, so every decision is table-testable.
+
+pub mod backoff;
+pub mod detections;
+pub mod frame;
+
+pub use backoff::Backoff;
+pub use detections::{ClassRule, Detected, EventContext, detections_to_events};
+pub use frame::Frame;

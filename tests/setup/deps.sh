@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every system dependency Vigil's build, tests and demo need on Debian 12 (run as root).
+# Idempotent: skips what is already present.
+set -euo pipefail
+
+APT_PACKAGES=(
+  pkg-config build-essential
+  # GStreamer 1.22: decode (edge), RTSP server (camera simulator), x264 (fixture re-encode)
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
+  # cloud database (started locally by the scripts, never as a system service)
+  postgresql-15 postgresql-client-15
+  # real media fixtures: CCTV footage and a photo
+  opencv-doc python3-skimage
+  python3 python3-pip curl ca-certificates
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: a Rust toolchain (cargo, rustc >= 1.94) is required; install it with rustup" >&2
+  exit 1
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install cargo-nextest --locked
+fi
