@@ -1,1 +1,36 @@
+//! The Vigil edge daemon.
+//!
+//! `main.rs` parses flags and calls [`run`]; [`topology::spawn`] is the one place where the stages
+//! are built and connected, in data-flow order:
+//!
+//! ```text
+//! cameras (GStreamer threads) ──frames──▶ detect (ONNX thread) ──events──▶ spool (sled) ──▶ sender ──HTTPS──▶ cloud
+//! ```
 
+pub mod config;
+mod detect;
+mod sender;
+mod stats;
+mod status;
+pub mod topology;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Config, ConfigError, DEFAULT_CONFIG};
+
+/// Runs the daemon until `cancel` fires, then drains in data-flow order.
+pub async fn run(config: Config, token: config::Secret, cancel: CancellationToken) -> anyhow::Result<()> {
+    let running = topology::spawn(&config, token, &cancel).await.context("start edge")?;
+    cancel.cancelled().await;
+    tracing::info!("Shutting down.");
+    running.tasks.close();
+    if tokio::time::timeout(Duration::from_secs(10), running.tasks.wait()).await.is_err() {
+        tracing::warn!("Drain deadline passed; remaining events stay in the spool.");
+    }
+    running.spool.flush().context("final spool flush")?;
+    tracing::info!(spooled = running.spool.len(), "Stopped.");
+    Ok(())
+}

@@ -1,1 +1,239 @@
+//! Uploads event batches to the cloud.
+//!
+//! Architecture invariant: this crate knows nothing about sled or the spool; it turns an
+//! [`EventBatch`] into one HTTPS request and the answer into a checked [`BatchAck`] or a typed
+//! [`UplinkError`] the caller can act on (retry later, split, or stop and tell an operator).
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use vigil_proto::{BatchAck, CBOR_CONTENT_TYPE, EventBatch, INGEST_EVENTS_PATH, SCHEMA_VERSION, codec};
+
+/// Where and how to reach the cloud.
+#[derive(Clone)]
+pub struct UplinkConfig {
+    /// Base URL of the cloud, e.g. `https://cloud.example.com`.
+    pub url: String,
+    /// This edge's bearer token.
+    pub token: String,
+    /// Extra CA certificate (PEM) to trust, for a cloud with a private CA.
+    pub ca_cert: Option<PathBuf>,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for UplinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UplinkConfig")
+            .field("url", &self.url)
+            .field("token", &"***")
+            .field("ca_cert", &self.ca_cert)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Why the uplink could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum UplinkBuildError {
+    /// The configured CA file could not be read or holds no certificate.
+    #[error("cannot load cloud ca certificate {path}: {message}")]
+    Ca { path: PathBuf, message: String },
+    /// The URL is not an absolute http(s) URL.
+    #[error("invalid cloud url {url:?}: {message}")]
+    Url { url: String, message: String },
+    /// The HTTP client could not be created.
+    #[error("cannot build http client")]
+    Client(#[source] reqwest::Error),
+}
+
+/// Why one upload did not produce a usable acknowledgement.
+#[derive(Debug, thiserror::Error)]
+pub enum UplinkError {
+    /// Network trouble, timeout or a 5xx: the cloud may be down; retry with backoff.
+    #[error("cloud unreachable: {0}")]
+    Unavailable(String),
+    /// The cloud does not accept this edge's credential (401/403): retrying will not help until an
+    /// operator re-enrols the edge, but events stay spooled.
+    #[error("cloud refused this edge's credential (http {0})")]
+    Unauthorized(u16),
+    /// The batch is too large for the cloud (413): send fewer events per request.
+    #[error("batch too large for the cloud")]
+    TooLarge,
+    /// The cloud refused the batch as a whole (other 4xx); the body explains.
+    #[error("cloud refused the batch (http {status}): {body}")]
+    Refused { status: u16, body: String },
+    /// The answer does not match the request (wrong length, ids out of order, undecodable).
+    #[error("invalid acknowledgement from the cloud: {0}")]
+    Protocol(String),
+}
+
+impl UplinkError {
+    /// Whether trying the same batch again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, UplinkError::Unavailable(_) | UplinkError::Unauthorized(_) | UplinkError::Protocol(_))
+    }
+}
+
+/// A configured HTTP client for one cloud.
+#[derive(Debug, Clone)]
+pub struct Uplink {
+    client: reqwest::Client,
+    endpoint: String,
+    token: String,
+}
+
+impl Uplink {
+    pub fn build(cfg: &UplinkConfig) -> Result<Uplink, UplinkBuildError> {
+        let base = cfg.url.trim_end_matches('/');
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(UplinkBuildError::Url { url: cfg.url.clone(), message: "must start with https:// or http://".into() });
+        }
+        let mut builder = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("vigil-edge/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &cfg.ca_cert {
+            let ca_err = |message: String| UplinkBuildError::Ca { path: path.clone(), message };
+            let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_err(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(ca_err("no certificate in file".into()));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder.build().map_err(UplinkBuildError::Client)?;
+        Ok(Uplink { client, endpoint: format!("{base}{INGEST_EVENTS_PATH}"), token: cfg.token.clone() })
+    }
+
+    /// Sends one batch and returns the cloud's acknowledgement, checked against the batch.
+    pub async fn send(&self, batch: &EventBatch) -> Result<BatchAck, UplinkError> {
+        let body = codec::encode(batch).map_err(|e| UplinkError::Protocol(e.to_string()))?;
+        let response = self
+            .client
+            .post(&self.endpoint)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, CBOR_CONTENT_TYPE)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| UplinkError::Unavailable(error_chain(&e)))?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(|e| UplinkError::Unavailable(error_chain(&e)))?;
+        match status {
+            200 => {}
+            401 | 403 => return Err(UplinkError::Unauthorized(status)),
+            413 => return Err(UplinkError::TooLarge),
+            400..=499 => {
+                let body = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
+                return Err(UplinkError::Refused { status, body });
+            }
+            _ => return Err(UplinkError::Unavailable(format!("http {status}"))),
+        }
+        let ack: BatchAck = codec::decode(&bytes).map_err(|e| UplinkError::Protocol(e.to_string()))?;
+        check_ack(batch, &ack)?;
+        Ok(ack)
+    }
+}
+
+/// An acknowledgement must answer every event of the batch, in order.
+pub fn check_ack(batch: &EventBatch, ack: &BatchAck) -> Result<(), UplinkError> {
+    if ack.schema != SCHEMA_VERSION {
+        return Err(UplinkError::Protocol(format!("schema {} in ack, expected {SCHEMA_VERSION}", ack.schema)));
+    }
+    if ack.results.len() != batch.events.len() {
+        return Err(UplinkError::Protocol(format!(
+            "{} results for {} events",
+            ack.results.len(),
+            batch.events.len()
+        )));
+    }
+    if let Some((i, _)) = batch.events.iter().zip(&ack.results).enumerate().find(|(_, (e, r))| e.id != r.id) {
+        return Err(UplinkError::Protocol(format!("result {i} is for another event")));
+    }
+    Ok(())
+}
+
+/// The error and its sources on one line (reqwest hides the useful part in the source chain).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+    use vigil_proto::{AckStatus, EventAck, Timestamp};
+
+    use super::*;
+
+    fn batch(ids: &[u128]) -> EventBatch {
+        let events = ids
+            .iter()
+            .map(|&n| vigil_proto::Event {
+                id: Uuid::from_u128(n),
+                tenant: Uuid::nil(),
+                site: Uuid::nil(),
+                zone: None,
+                source: vigil_proto::Source { kind: vigil_proto::SourceKind::Edge, id: "e".into() },
+                kind: vigil_proto::EventKind::DeviceStatus,
+                occurred_at: Timestamp(0),
+                payload: vigil_proto::Payload::DeviceStatus(vigil_proto::DeviceStatus { online: true, detail: None }),
+            })
+            .collect();
+        EventBatch { schema: SCHEMA_VERSION, sent_at: Timestamp(0), events }
+    }
+
+    fn ack(ids: &[u128]) -> BatchAck {
+        BatchAck {
+            schema: SCHEMA_VERSION,
+            results: ids.iter().map(|&n| EventAck { id: Uuid::from_u128(n), status: AckStatus::Stored }).collect(),
+        }
+    }
+
+    #[test]
+    fn ack_must_match_the_batch() {
+        assert!(check_ack(&batch(&[1, 2]), &ack(&[1, 2])).is_ok());
+        assert!(check_ack(&batch(&[1, 2]), &ack(&[1])).is_err());
+        assert!(check_ack(&batch(&[1, 2]), &ack(&[2, 1])).is_err());
+        let mut wrong_schema = ack(&[1]);
+        wrong_schema.schema += 1;
+        assert!(check_ack(&batch(&[1]), &wrong_schema).is_err());
+    }
+
+    #[test]
+    fn config_errors_are_clear() {
+        let cfg = |url: &str, ca: Option<&str>| UplinkConfig {
+            url: url.into(),
+            token: "secret".into(),
+            ca_cert: ca.map(PathBuf::from),
+            timeout: Duration::from_secs(1),
+        };
+        assert!(Uplink::build(&cfg("ftp://x", None)).unwrap_err().to_string().contains("https://"));
+        let err = Uplink::build(&cfg("https://x", Some("/nonexistent/ca.pem"))).unwrap_err();
+        assert!(err.to_string().starts_with("cannot load cloud ca certificate"), "{err}");
+        assert!(!format!("{:?}", cfg("https://x", None)).contains("secret"), "token must not be debug-printed");
+    }
+
+    #[tokio::test]
+    async fn a_dead_cloud_is_retryable_unavailability() {
+        // Bind then drop a listener so the port is closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let up = Uplink::build(&UplinkConfig {
+            url: format!("http://127.0.0.1:{port}"),
+            token: "t".into(),
+            ca_cert: None,
+            timeout: Duration::from_secs(2),
+        })
+        .unwrap();
+        let err = up.send(&batch(&[1])).await.unwrap_err();
+        assert!(matches!(err, UplinkError::Unavailable(_)), "{err:?}");
+        assert!(err.is_retryable());
+    }
+}

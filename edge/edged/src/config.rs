@@ -1,0 +1,478 @@
+//! The edge's one TOML file: parsed raw with serde, then validated into [`Config`].
+//!
+//! Every problem in a file is reported at once, and file paths are checked separately
+//! ([`Config::check_files`]) so the shipped default can be validated anywhere.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use edge_core::ClassRule;
+use edge_video::{CameraConfig, RtspTransport};
+use serde::Deserialize;
+use uuid::Uuid;
+use vigil_proto::EventKind;
+
+/// The default configuration, shipped in the binary.
+pub const DEFAULT_CONFIG: &str = include_str!("../edged.toml");
+
+/// Environment variable that holds the edge's cloud token (takes precedence over `token_file`).
+pub const TOKEN_ENV: &str = "VIGIL_EDGE_TOKEN";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    site: RawSite,
+    cloud: RawCloud,
+    spool: RawSpool,
+    #[serde(default)]
+    status: RawStatus,
+    detector: RawDetector,
+    #[serde(default)]
+    cameras: Vec<RawCamera>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    tenant: String,
+    site: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCloud {
+    url: String,
+    token_file: Option<PathBuf>,
+    ca_cert: Option<PathBuf>,
+    #[serde(default = "default_timeout_secs")]
+    timeout_secs: u64,
+    #[serde(default = "default_batch_max")]
+    batch_max: usize,
+    #[serde(default = "default_retry_min_ms")]
+    retry_min_ms: u64,
+    #[serde(default = "default_retry_max_ms")]
+    retry_max_ms: u64,
+}
+
+fn default_timeout_secs() -> u64 {
+    15
+}
+fn default_batch_max() -> usize {
+    500
+}
+fn default_retry_min_ms() -> u64 {
+    500
+}
+fn default_retry_max_ms() -> u64 {
+    30_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpool {
+    path: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStatus {
+    #[serde(default = "default_status_listen")]
+    listen: String,
+}
+
+impl Default for RawStatus {
+    fn default() -> Self {
+        RawStatus { listen: default_status_listen() }
+    }
+}
+
+fn default_status_listen() -> String {
+    "127.0.0.1:8091".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDetector {
+    onnxruntime: PathBuf,
+    model: PathBuf,
+    input_size: Option<u32>,
+    #[serde(default = "default_score")]
+    score_threshold: f32,
+    #[serde(default = "default_iou")]
+    iou_threshold: f32,
+    #[serde(default = "default_threads")]
+    threads: usize,
+    #[serde(default = "default_queue")]
+    queue: usize,
+    classes: Vec<RawClass>,
+}
+
+fn default_score() -> f32 {
+    0.25
+}
+fn default_iou() -> f32 {
+    0.45
+}
+fn default_threads() -> usize {
+    1
+}
+fn default_queue() -> usize {
+    4
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClass {
+    id: u32,
+    label: String,
+    kind: String,
+    min_score: Option<f32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCamera {
+    id: String,
+    url: String,
+    zone: Option<String>,
+    #[serde(default = "default_fps")]
+    analyze_fps: f64,
+    #[serde(default = "default_transport")]
+    transport: String,
+    width: Option<u32>,
+    height: Option<u32>,
+    #[serde(default = "default_stall_secs")]
+    stall_timeout_secs: u64,
+}
+
+fn default_fps() -> f64 {
+    2.0
+}
+fn default_transport() -> String {
+    "tcp".into()
+}
+fn default_stall_secs() -> u64 {
+    15
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub tenant: Uuid,
+    pub site: Uuid,
+    pub cloud: CloudConfig,
+    pub spool_path: PathBuf,
+    pub status_listen: SocketAddr,
+    pub detector: DetectorConfig,
+    pub cameras: Vec<CameraEntry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CloudConfig {
+    pub url: String,
+    pub token_file: Option<PathBuf>,
+    pub ca_cert: Option<PathBuf>,
+    pub timeout: Duration,
+    pub batch_max: usize,
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DetectorConfig {
+    pub onnxruntime: PathBuf,
+    pub yolo: edge_detect::YoloConfig,
+    pub queue: usize,
+    pub classes: Vec<ClassRule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CameraEntry {
+    pub zone: Option<String>,
+    pub video: CameraConfig,
+}
+
+/// Everything wrong with a configuration file.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .problems.join("\n  - "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+/// A secret that never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+fn valid_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl Config {
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError { problems: vec![e.to_string()] })?;
+        let mut p = Vec::new();
+
+        let uuid = |field: &str, v: &str, p: &mut Vec<String>| {
+            Uuid::parse_str(v).unwrap_or_else(|_| {
+                p.push(format!("{field}: {v:?} is not a UUID"));
+                Uuid::nil()
+            })
+        };
+        let tenant = uuid("site.tenant", &raw.site.tenant, &mut p);
+        let site = uuid("site.site", &raw.site.site, &mut p);
+
+        let c = &raw.cloud;
+        if !(c.url.starts_with("https://") || c.url.starts_with("http://")) {
+            p.push(format!("cloud.url: {:?} must start with https:// or http://", c.url));
+        }
+        if c.timeout_secs == 0 || c.timeout_secs > 600 {
+            p.push("cloud.timeout_secs: must be 1..=600".into());
+        }
+        if c.batch_max == 0 || c.batch_max > 5000 {
+            p.push("cloud.batch_max: must be 1..=5000".into());
+        }
+        if c.retry_min_ms == 0 || c.retry_min_ms > c.retry_max_ms {
+            p.push("cloud.retry_min_ms: must be > 0 and <= retry_max_ms".into());
+        }
+
+        let status_listen = raw.status.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
+            p.push(format!("status.listen: {:?} is not an address:port", raw.status.listen));
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        });
+
+        let d = &raw.detector;
+        for (name, v) in [("score_threshold", d.score_threshold), ("iou_threshold", d.iou_threshold)] {
+            if !(0.0..=1.0).contains(&v) {
+                p.push(format!("detector.{name}: {v} is not within 0..=1"));
+            }
+        }
+        if let Some(s) = d.input_size
+            && (s == 0 || s % 32 != 0 || s > 2048)
+        {
+            p.push(format!("detector.input_size: {s} must be a multiple of 32 up to 2048"));
+        }
+        if d.threads > 64 {
+            p.push("detector.threads: at most 64".into());
+        }
+        if d.queue == 0 || d.queue > 256 {
+            p.push("detector.queue: must be 1..=256".into());
+        }
+        let mut class_ids = HashSet::new();
+        let mut classes = Vec::new();
+        for (i, class) in d.classes.iter().enumerate() {
+            if !class_ids.insert(class.id) {
+                p.push(format!("detector.classes[{i}]: class id {} listed twice", class.id));
+            }
+            let kind = match EventKind::parse(&class.kind) {
+                Some(k @ (EventKind::DetectionPerson | EventKind::DetectionVehicle)) => k,
+                _ => {
+                    p.push(format!(
+                        "detector.classes[{i}].kind: {:?} is not a detection kind (detection.person, detection.vehicle)",
+                        class.kind
+                    ));
+                    EventKind::DetectionPerson
+                }
+            };
+            let min_score = class.min_score.unwrap_or(d.score_threshold);
+            if !(0.0..=1.0).contains(&min_score) {
+                p.push(format!("detector.classes[{i}].min_score: {min_score} is not within 0..=1"));
+            }
+            classes.push(ClassRule { class_id: class.id, label: class.label.clone(), kind, min_score });
+        }
+        if classes.is_empty() {
+            p.push("detector.classes: map at least one model class to an event kind".into());
+        }
+
+        let mut camera_ids = HashSet::new();
+        let mut cameras = Vec::new();
+        for (i, cam) in raw.cameras.iter().enumerate() {
+            let at = format!("cameras[{i}]");
+            if !valid_id(&cam.id) {
+                p.push(format!("{at}.id: {:?} must be 1-64 characters of A-Z a-z 0-9 - _", cam.id));
+            }
+            if !camera_ids.insert(cam.id.clone()) {
+                p.push(format!("{at}.id: camera {:?} listed twice", cam.id));
+            }
+            if !(cam.url.starts_with("rtsp://") || cam.url.starts_with("rtsps://")) || cam.url.len() < 10 {
+                p.push(format!("{at}.url: must be an rtsp:// or rtsps:// URL"));
+            }
+            if let Some(zone) = &cam.zone
+                && !valid_id(zone)
+            {
+                p.push(format!("{at}.zone: {zone:?} must be 1-64 characters of A-Z a-z 0-9 - _"));
+            }
+            if !(cam.analyze_fps > 0.0 && cam.analyze_fps <= 60.0) {
+                p.push(format!("{at}.analyze_fps: {} must be within (0, 60]", cam.analyze_fps));
+            }
+            let transport = match cam.transport.as_str() {
+                "tcp" => RtspTransport::Tcp,
+                "udp" => RtspTransport::Udp,
+                other => {
+                    p.push(format!("{at}.transport: {other:?} must be \"tcp\" or \"udp\""));
+                    RtspTransport::Tcp
+                }
+            };
+            let size = match (cam.width, cam.height) {
+                (None, None) => None,
+                (Some(w), Some(h)) if (16..=8192).contains(&w) && (16..=8192).contains(&h) => Some((w, h)),
+                _ => {
+                    p.push(format!("{at}: width and height go together, each 16..=8192"));
+                    None
+                }
+            };
+            if cam.stall_timeout_secs == 0 {
+                p.push(format!("{at}.stall_timeout_secs: must be > 0"));
+            }
+            cameras.push(CameraEntry {
+                zone: cam.zone.clone(),
+                video: CameraConfig {
+                    id: Arc::from(cam.id.as_str()),
+                    url: cam.url.clone(),
+                    transport,
+                    analyze_fps: cam.analyze_fps,
+                    size,
+                    stall_timeout: Duration::from_secs(cam.stall_timeout_secs),
+                    reconnect_min: Duration::from_millis(500),
+                    reconnect_max: Duration::from_secs(30),
+                },
+            });
+        }
+
+        if !p.is_empty() {
+            return Err(ConfigError { problems: p });
+        }
+        Ok(Config {
+            tenant,
+            site,
+            cloud: CloudConfig {
+                url: c.url.trim_end_matches('/').to_owned(),
+                token_file: c.token_file.clone(),
+                ca_cert: c.ca_cert.clone(),
+                timeout: Duration::from_secs(c.timeout_secs),
+                batch_max: c.batch_max,
+                retry_min: Duration::from_millis(c.retry_min_ms),
+                retry_max: Duration::from_millis(c.retry_max_ms),
+            },
+            spool_path: raw.spool.path,
+            status_listen,
+            detector: DetectorConfig {
+                onnxruntime: d.onnxruntime.clone(),
+                yolo: edge_detect::YoloConfig {
+                    model: d.model.clone(),
+                    input_size: d.input_size,
+                    score_threshold: d.score_threshold,
+                    iou_threshold: d.iou_threshold,
+                    threads: d.threads,
+                },
+                queue: d.queue,
+                classes,
+            },
+            cameras,
+        })
+    }
+
+    /// Checks that referenced files exist and the token is available (what `check-config` adds to
+    /// parsing). Returns the token.
+    pub fn check_files(&self) -> Result<Secret, ConfigError> {
+        let mut p = Vec::new();
+        for (name, path) in [("detector.onnxruntime", &self.detector.onnxruntime), ("detector.model", &self.detector.yolo.model)] {
+            if !path.is_file() {
+                p.push(format!("{name}: {} does not exist", path.display()));
+            }
+        }
+        if let Some(ca) = &self.cloud.ca_cert
+            && !ca.is_file()
+        {
+            p.push(format!("cloud.ca_cert: {} does not exist", ca.display()));
+        }
+        let token = match (std::env::var(TOKEN_ENV), &self.cloud.token_file) {
+            (Ok(t), _) if !t.trim().is_empty() => Some(t.trim().to_owned()),
+            (_, Some(file)) => match std::fs::read_to_string(file) {
+                Ok(t) if !t.trim().is_empty() => Some(t.trim().to_owned()),
+                Ok(_) => {
+                    p.push(format!("cloud.token_file: {} is empty", file.display()));
+                    None
+                }
+                Err(e) => {
+                    p.push(format!("cloud.token_file: cannot read {}: {e}", file.display()));
+                    None
+                }
+            },
+            _ => {
+                p.push(format!("cloud: no token (set ${TOKEN_ENV} or cloud.token_file)"));
+                None
+            }
+        };
+        match token {
+            Some(t) if p.is_empty() => Ok(Secret(t)),
+            _ => Err(ConfigError { problems: p }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_default_validates() {
+        let cfg = Config::from_toml(DEFAULT_CONFIG).unwrap();
+        assert_eq!(cfg.cameras.len(), 1);
+        assert_eq!(cfg.detector.classes.iter().filter(|c| c.kind == EventKind::DetectionVehicle).count(), 5);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = DEFAULT_CONFIG
+            .replace("tenant = \"00000000-0000-0000-0000-000000000000\"", "tenant = \"nope\"")
+            .replace("score_threshold = 0.25", "score_threshold = 1.5")
+            .replace("analyze_fps = 2.0", "analyze_fps = 0.0")
+            .replace("url = \"rtsp://192.0.2.10:554/stream1\"", "url = \"http://cam\"")
+            .replace("kind = \"detection.vehicle\"\nmin_score = 0.4\n\n[[detector.classes]]\nid = 2", "kind = \"access.granted\"\nmin_score = 0.4\n\n[[detector.classes]]\nid = 2");
+        let err = Config::from_toml(&text).unwrap_err();
+        let joined = err.problems.join("\n");
+        for needle in ["site.tenant", "detector.score_threshold", "cameras[0].analyze_fps", "cameras[0].url", "detector.classes[1].kind"] {
+            assert!(joined.contains(needle), "missing {needle} in:\n{joined}");
+        }
+        assert_eq!(err.problems.len(), 5, "{joined}");
+    }
+
+    #[test]
+    fn unknown_keys_and_duplicate_cameras_are_errors() {
+        let err = Config::from_toml(&DEFAULT_CONFIG.replace("[spool]", "[spool]\nsize = 3")).unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        let dup = format!("{DEFAULT_CONFIG}\n[[cameras]]\nid = \"front-door\"\nurl = \"rtsp://192.0.2.11/s\"\n");
+        let err = Config::from_toml(&dup).unwrap_err();
+        assert!(err.to_string().contains("listed twice"), "{err}");
+    }
+
+    #[test]
+    fn check_files_names_missing_files_and_token() {
+        let cfg = Config::from_toml(DEFAULT_CONFIG).unwrap();
+        let err = cfg.check_files().unwrap_err().to_string();
+        assert!(err.contains("detector.model"), "{err}");
+        assert!(err.contains("detector.onnxruntime"), "{err}");
+        assert!(err.contains("token_file"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        assert_eq!(format!("{:?}", Secret("hunter2".into())), "***");
+    }
+}

@@ -1,0 +1,123 @@
+//! Drains the spool to the cloud: the only code that knows both the spool and the uplink.
+//!
+//! Invariant: an event leaves the spool only when the cloud acknowledged it as stored (or refused
+//! it for good, in which case it moves to quarantine). Any failure leaves the batch in place and
+//! retries with jittered exponential backoff, so a dead cloud costs nothing but delay.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime};
+
+use edge_core::Backoff;
+use edge_spool::Spool;
+use edge_uplink::{Uplink, UplinkError};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use vigil_proto::{AckStatus, EventBatch, SCHEMA_VERSION, Timestamp};
+
+use crate::stats::UplinkStats;
+
+pub struct Sender {
+    pub spool: Spool,
+    pub uplink: Uplink,
+    pub spooled: Arc<Notify>,
+    pub batch_max: usize,
+    pub backoff: Backoff,
+    pub stats: Arc<UplinkStats>,
+}
+
+impl Sender {
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut batch_max = self.batch_max;
+        loop {
+            if cancel.is_cancelled() {
+                return;
+            }
+            let items = match self.spool.peek(batch_max) {
+                Ok(items) => items,
+                Err(error) => {
+                    tracing::error!(%error, "Cannot read the spool.");
+                    self.pause(&cancel).await;
+                    continue;
+                }
+            };
+            if items.is_empty() {
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return,
+                    _ = self.spooled.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                continue;
+            }
+            let seqs: Vec<u64> = items.iter().map(|s| s.seq).collect();
+            let batch = EventBatch {
+                schema: SCHEMA_VERSION,
+                sent_at: Timestamp::from(SystemTime::now()),
+                events: items.into_iter().map(|s| s.event).collect(),
+            };
+            let result = tokio::select! {
+                biased;
+                // An interrupted upload leaves the batch spooled: it is sent again next time and
+                // the cloud deduplicates it.
+                _ = cancel.cancelled() => return,
+                r = self.uplink.send(&batch) => r,
+            };
+            match result {
+                Ok(ack) => {
+                    let mut done = Vec::with_capacity(seqs.len());
+                    for (seq, (event, result)) in seqs.iter().zip(batch.events.iter().zip(&ack.results)) {
+                        match &result.status {
+                            AckStatus::Stored | AckStatus::Duplicate => done.push(*seq),
+                            AckStatus::Rejected { reason } => {
+                                self.stats.events_rejected.fetch_add(1, Relaxed);
+                                tracing::error!(id = %event.id, kind = %event.kind, %reason, "Cloud refused an event; kept in quarantine.");
+                                if let Err(error) = self.spool.quarantine(*seq, reason) {
+                                    tracing::error!(%error, "Cannot quarantine a refused event.");
+                                }
+                            }
+                        }
+                    }
+                    if let Err(error) = self.spool.ack(&done) {
+                        // The events stay spooled and are sent again; the cloud deduplicates.
+                        tracing::error!(%error, "Cannot remove acknowledged events from the spool.");
+                    }
+                    self.stats.batches_sent.fetch_add(1, Relaxed);
+                    self.stats.events_acked.fetch_add(done.len() as u64, Relaxed);
+                    self.stats.last_success_micros.store(Timestamp::from(SystemTime::now()).as_micros(), Relaxed);
+                    if self.backoff.attempts() > 0 {
+                        tracing::info!(backlog = self.spool.len(), "Cloud reachable again; sending backlog.");
+                    }
+                    self.backoff.reset();
+                    batch_max = self.batch_max;
+                }
+                Err(UplinkError::TooLarge) if batch_max > 1 => {
+                    batch_max = (batch_max / 2).max(1);
+                    tracing::warn!(batch_max, "Cloud says the batch is too large; sending smaller batches.");
+                }
+                Err(error) => {
+                    self.stats.failures.fetch_add(1, Relaxed);
+                    *self.stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
+                    if self.backoff.attempts() == 0 {
+                        tracing::warn!(%error, backlog = self.spool.len(), "Upload failed; events stay spooled and will be retried.");
+                    } else {
+                        tracing::debug!(%error, "Upload failed again.");
+                    }
+                    if !error.is_retryable() {
+                        tracing::error!(%error, "Cloud refused a whole batch; an operator must look at it.");
+                    }
+                    self.pause(&cancel).await;
+                }
+            }
+        }
+    }
+
+    async fn pause(&mut self, cancel: &CancellationToken) {
+        let delay = self.backoff.next_delay(rand::random::<f64>());
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {}
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
