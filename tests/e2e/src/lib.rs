@@ -1,1 +1,280 @@
+//! A whole Vigil site as real processes, for end-to-end tests and the demo:
+//! PostgreSQL, `vigil-cloud`, `vigil-rtsp-camera` playing real CCTV footage and `vigil-edge` running
+//! the real YOLO model. Everything listens on free loopback ports and dies with the [`Site`].
+//!
+//! The site is observed only through public interfaces: the cloud's HTTP API and the edge's local
+//! status endpoint.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use test_support::{ChildGuard, PgCluster, fixtures_dir, free_port, workspace_bin};
+
+/// What `vigil-cloud provision` prints.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    pub tenant_id: String,
+    pub site_id: String,
+    pub edge_token: String,
+    pub api_key: String,
+}
+
+/// One running site. Fields are public so tests can stop and restart single processes.
+#[derive(Debug)]
+pub struct Site {
+    pub dir: tempfile::TempDir,
+    pub pg: PgCluster,
+    pub database_url: String,
+    pub cloud_port: u16,
+    pub camera_port: u16,
+    pub status_port: u16,
+    pub ids: Provisioned,
+    pub cloud: Option<ChildGuard>,
+    pub camera: Option<ChildGuard>,
+    pub edge: Option<ChildGuard>,
+    http: reqwest::blocking::Client,
+}
+
+/// Model classes of the test model (nudenet's YOLOv8n export) that only occur on people; CCTV
+/// footage mostly shows shoes (FEET_COVERED) and sometimes faces.
+const TEST_CLASSES: &str = r#"
+[[detector.classes]]
+id = 9
+label = "FEET_COVERED"
+kind = "detection.person"
+
+[[detector.classes]]
+id = 1
+label = "FACE_FEMALE"
+kind = "detection.person"
+
+[[detector.classes]]
+id = 12
+label = "FACE_MALE"
+kind = "detection.person"
+"#;
+
+impl Site {
+    /// Starts PostgreSQL and the cloud, provisions a tenant/site/edge, then starts the camera and
+    /// the edge.
+    pub fn start(analyze_fps: f64) -> anyhow::Result<Site> {
+        let dir = tempfile::Builder::new().prefix("vigil-e2e-").tempdir()?;
+        let pg = PgCluster::start()?;
+        let database_url = pg.create_database("vigil")?;
+        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        let mut site = Site {
+            dir,
+            pg,
+            database_url,
+            cloud_port: free_port(),
+            camera_port: free_port(),
+            status_port: free_port(),
+            ids: Provisioned { tenant_id: String::new(), site_id: String::new(), edge_token: String::new(), api_key: String::new() },
+            cloud: None,
+            camera: None,
+            edge: None,
+            http,
+        };
+        site.ids = site.provision()?;
+        site.start_cloud()?;
+        site.start_camera()?;
+        site.start_edge(analyze_fps)?;
+        Ok(site)
+    }
+
+    fn logs(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn provision(&self) -> anyhow::Result<Provisioned> {
+        let out = Command::new(workspace_bin("vigil-cloud"))
+            .args(["--database-url", &self.database_url, "provision", "--tenant", "Acme", "--site", "HQ", "--edge", "hq-edge"])
+            .output()
+            .context("run vigil-cloud provision")?;
+        if !out.status.success() {
+            bail!("provision failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).context("provision output is JSON")?;
+        let s = |k: &str| v[k].as_str().map(str::to_owned).with_context(|| format!("provision output lacks {k}"));
+        Ok(Provisioned { tenant_id: s("tenant_id")?, site_id: s("site_id")?, edge_token: s("edge_token")?, api_key: s("api_key")? })
+    }
+
+    pub fn cloud_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.cloud_port)
+    }
+
+    /// Starts (or restarts) the cloud on its port and waits until it is healthy.
+    pub fn start_cloud(&mut self) -> anyhow::Result<()> {
+        let mut cmd = Command::new(workspace_bin("vigil-cloud"));
+        cmd.args(["--database-url", &self.database_url, "serve", "--listen", &format!("127.0.0.1:{}", self.cloud_port)]);
+        self.cloud = Some(ChildGuard::spawn_logged("cloud", &mut cmd, self.logs())?);
+        let url = format!("{}/health", self.cloud_url());
+        self.wait_for("cloud healthy", Duration::from_secs(60), |s| {
+            Ok(s.http.get(&url).send().map(|r| r.status().is_success()).unwrap_or(false))
+        })
+    }
+
+    /// Kills the cloud abruptly (SIGKILL), as a crash or a lost link would.
+    pub fn kill_cloud(&mut self) {
+        if let Some(mut c) = self.cloud.take() {
+            c.kill();
+        }
+    }
+
+    pub fn start_camera(&mut self) -> anyhow::Result<()> {
+        let mut cmd = Command::new(workspace_bin("vigil-rtsp-camera"));
+        cmd.arg("--file").arg(fixtures_dir().join("vtest.mp4")).args(["--port", &self.camera_port.to_string()]);
+        self.camera = Some(ChildGuard::spawn_logged("camera", &mut cmd, self.logs())?);
+        let port = self.camera_port;
+        self.wait_for("camera listening", Duration::from_secs(20), move |_| {
+            Ok(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+        })
+    }
+
+    /// Stops the camera: no new detections after this.
+    pub fn stop_camera(&mut self) {
+        if let Some(mut c) = self.camera.take() {
+            c.kill();
+        }
+    }
+
+    /// Writes the edge's config and starts it.
+    pub fn start_edge(&mut self, analyze_fps: f64) -> anyhow::Result<()> {
+        let fixtures = fixtures_dir();
+        let config = self.dir.path().join("edged.toml");
+        let spool = self.dir.path().join("spool");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[site]
+tenant = "{tenant}"
+site = "{site}"
+
+[cloud]
+url = "{cloud}"
+timeout_secs = 5
+retry_min_ms = 200
+retry_max_ms = 2000
+
+[spool]
+path = "{spool}"
+
+[status]
+listen = "127.0.0.1:{status}"
+
+[detector]
+onnxruntime = "{ort}"
+model = "{model}"
+input_size = 640
+threads = 1
+{classes}
+[[cameras]]
+id = "cam-1"
+url = "rtsp://127.0.0.1:{camera}/cam"
+zone = "lobby"
+analyze_fps = {analyze_fps}
+"#,
+                tenant = self.ids.tenant_id,
+                site = self.ids.site_id,
+                cloud = self.cloud_url(),
+                spool = spool.display(),
+                status = self.status_port,
+                ort = fixtures.join("libonnxruntime.so").display(),
+                model = fixtures.join("yolov8n-320-nudenet.onnx").display(),
+                classes = TEST_CLASSES,
+                camera = self.camera_port,
+            ),
+        )?;
+        let mut cmd = Command::new(workspace_bin("vigil-edge"));
+        cmd.arg("--config").arg(&config).env("VIGIL_EDGE_TOKEN", &self.ids.edge_token);
+        self.edge = Some(ChildGuard::spawn_logged("edge", &mut cmd, self.logs())?);
+        self.wait_for("edge status endpoint", Duration::from_secs(30), |s| Ok(s.edge_status().is_ok()))
+    }
+
+    /// Stops the edge gracefully (SIGTERM) and waits for it to exit.
+    pub fn stop_edge(&mut self) -> anyhow::Result<()> {
+        if let Some(mut e) = self.edge.take() {
+            Command::new("kill").args(["-TERM", &e.id().to_string()]).status()?;
+            let status = e.wait()?;
+            if !status.success() {
+                bail!("edge exited with {status}:\n{}", e.log_tail(30));
+            }
+        }
+        Ok(())
+    }
+
+    /// The edge's `GET /status`.
+    pub fn edge_status(&self) -> anyhow::Result<Value> {
+        Ok(self.http.get(format!("http://127.0.0.1:{}/status", self.status_port)).send()?.error_for_status()?.json()?)
+    }
+
+    /// A counter from the edge's status, by JSON pointer (e.g. `/detector/events_created`).
+    pub fn edge_counter(&self, pointer: &str) -> anyhow::Result<u64> {
+        let s = self.edge_status()?;
+        s.pointer(pointer).and_then(Value::as_u64).with_context(|| format!("status has no {pointer}: {s}"))
+    }
+
+    /// Every event of `kind` the cloud API returns for this tenant, following cursors.
+    pub fn cloud_events(&self, kind: &str) -> anyhow::Result<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut req = self
+                .http
+                .get(format!("{}/api/events", self.cloud_url()))
+                .bearer_auth(&self.ids.api_key)
+                .query(&[("kind", kind), ("limit", "50")]);
+            if let Some(c) = &cursor {
+                req = req.query(&[("cursor", c)]);
+            }
+            let body: Value = req.send()?.error_for_status()?.json()?;
+            if body["success"] != true {
+                bail!("unexpected response {body}");
+            }
+            let page = body["data"]["items"].as_array().context("items")?;
+            items.extend(page.iter().cloned());
+            match body["data"]["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// Polls `check` every 200 ms until it returns true; on timeout the error carries the logs.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&Site) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if check(self).unwrap_or(false) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("timed out after {timeout:?} waiting for {what}\n{}", self.log_tails());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The end of each process log, for failure messages.
+    pub fn log_tails(&self) -> String {
+        [&self.cloud, &self.camera, &self.edge]
+            .into_iter()
+            .flatten()
+            .map(|c| format!("--- {} ---\n{}", c.name(), c.log_tail(25)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Directory holding logs and the edge's spool.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+}
