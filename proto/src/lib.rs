@@ -13,8 +13,8 @@ mod event;
 mod time;
 
 pub use event::{
-    AckStatus, Alert, BatchAck, BoundingBox, Detection, DetectedObject, DeviceStatus, Event, EventAck,
-    EventBatch, EventKind, Payload, SensorReading, Severity, Source, SourceKind, AccessDecision,
+    AccessDecision, AckStatus, Alert, BatchAck, BoundingBox, DetectedObject, Detection, DeviceStatus, Event, EventAck,
+    EventBatch, EventKind, Payload, SensorReading, Severity, Source, SourceKind,
 };
 pub use time::Timestamp;
 

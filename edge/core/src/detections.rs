@@ -3,9 +3,7 @@
 use std::collections::BTreeMap;
 
 use uuid::Uuid;
-use vigil_proto::{
-    BoundingBox, DetectedObject, Detection, Event, EventKind, Payload, Source, SourceKind, Timestamp,
-};
+use vigil_proto::{BoundingBox, DetectedObject, Detection, Event, EventKind, Payload, Source, SourceKind, Timestamp};
 
 use crate::Frame;
 

@@ -13,7 +13,12 @@ impl Letterbox {
         let scale = (size as f32 / width.max(1) as f32).min(size as f32 / height.max(1) as f32);
         let new_w = (width as f32 * scale).round();
         let new_h = (height as f32 * scale).round();
-        Letterbox { size, scale, pad_x: ((size as f32 - new_w) / 2.0).floor(), pad_y: ((size as f32 - new_h) / 2.0).floor() }
+        Letterbox {
+            size,
+            scale,
+            pad_x: ((size as f32 - new_w) / 2.0).floor(),
+            pad_y: ((size as f32 - new_h) / 2.0).floor(),
+        }
     }
 
     /// Maps a point in model input pixels back to frame pixels.

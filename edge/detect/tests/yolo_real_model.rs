@@ -86,7 +86,13 @@ fn a_blank_frame_yields_nothing() {
 fn bad_inputs_are_clear_errors() {
     let dir = fixtures();
     let rt = OnnxRuntime::load(&dir.join("libonnxruntime.so")).unwrap();
-    let cfg = |model: PathBuf, input_size| YoloConfig { model, input_size, score_threshold: 0.25, iou_threshold: 0.45, threads: 1 };
+    let cfg = |model: PathBuf, input_size| YoloConfig {
+        model,
+        input_size,
+        score_threshold: 0.25,
+        iou_threshold: 0.45,
+        threads: 1,
+    };
     let err = YoloDetector::build(&rt, &cfg(dir.join("missing.onnx"), None)).unwrap_err();
     assert!(err.to_string().contains("no such file"), "{err}");
     let err = YoloDetector::build(&rt, &cfg(dir.join("astronaut.png"), None)).unwrap_err();

@@ -391,7 +391,9 @@ impl Config {
     /// parsing). Returns the token.
     pub fn check_files(&self) -> Result<Secret, ConfigError> {
         let mut p = Vec::new();
-        for (name, path) in [("detector.onnxruntime", &self.detector.onnxruntime), ("detector.model", &self.detector.yolo.model)] {
+        for (name, path) in
+            [("detector.onnxruntime", &self.detector.onnxruntime), ("detector.model", &self.detector.yolo.model)]
+        {
             if !path.is_file() {
                 p.push(format!("{name}: {} does not exist", path.display()));
             }
@@ -444,10 +446,19 @@ mod tests {
             .replace("score_threshold = 0.25", "score_threshold = 1.5")
             .replace("analyze_fps = 2.0", "analyze_fps = 0.0")
             .replace("url = \"rtsp://192.0.2.10:554/stream1\"", "url = \"http://cam\"")
-            .replace("kind = \"detection.vehicle\"\nmin_score = 0.4\n\n[[detector.classes]]\nid = 2", "kind = \"access.granted\"\nmin_score = 0.4\n\n[[detector.classes]]\nid = 2");
+            .replace(
+                "kind = \"detection.vehicle\"\nmin_score = 0.4\n\n[[detector.classes]]\nid = 2",
+                "kind = \"access.granted\"\nmin_score = 0.4\n\n[[detector.classes]]\nid = 2",
+            );
         let err = Config::from_toml(&text).unwrap_err();
         let joined = err.problems.join("\n");
-        for needle in ["site.tenant", "detector.score_threshold", "cameras[0].analyze_fps", "cameras[0].url", "detector.classes[1].kind"] {
+        for needle in [
+            "site.tenant",
+            "detector.score_threshold",
+            "cameras[0].analyze_fps",
+            "cameras[0].url",
+            "detector.classes[1].kind",
+        ] {
             assert!(joined.contains(needle), "missing {needle} in:\n{joined}");
         }
         assert_eq!(err.problems.len(), 5, "{joined}");

@@ -44,7 +44,12 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
         "Detector loaded."
     );
     if let Some(bad) = cfg.detector.classes.iter().find(|c| c.class_id as usize >= detector.classes()) {
-        anyhow::bail!("detector class {} ({}) does not exist in a model with {} classes", bad.class_id, bad.label, detector.classes());
+        anyhow::bail!(
+            "detector class {} ({}) does not exist in a model with {} classes",
+            bad.class_id,
+            bad.label,
+            detector.classes()
+        );
     }
     let uplink = Uplink::build(&UplinkConfig {
         url: cfg.cloud.url.clone(),
@@ -67,8 +72,9 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
     let (frames_tx, frames_rx) = mpsc::channel(cfg.detector.queue);
 
     for (cam, (_, cam_stats)) in cfg.cameras.iter().zip(&camera_stats) {
-        let handle = edge_video::spawn_camera(cam.video.clone(), frames_tx.clone(), cam_stats.clone(), cancel.child_token())
-            .context("spawn camera thread")?;
+        let handle =
+            edge_video::spawn_camera(cam.video.clone(), frames_tx.clone(), cam_stats.clone(), cancel.child_token())
+                .context("spawn camera thread")?;
         tasks.spawn_blocking(move || {
             let _ = handle.join();
         });

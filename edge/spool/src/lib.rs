@@ -22,7 +22,11 @@ use vigil_proto::{Event, codec};
 pub enum SpoolError {
     /// The database could not be opened (permissions, disk, corruption, another process holds it).
     #[error("cannot open spool at {path}")]
-    Open { path: PathBuf, #[source] source: sled::Error },
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
     /// A read or write failed (disk full, IO error).
     #[error("spool storage error")]
     Storage(#[from] sled::Error),

@@ -87,7 +87,10 @@ impl Uplink {
     pub fn build(cfg: &UplinkConfig) -> Result<Uplink, UplinkBuildError> {
         let base = cfg.url.trim_end_matches('/');
         if !(base.starts_with("https://") || base.starts_with("http://")) {
-            return Err(UplinkBuildError::Url { url: cfg.url.clone(), message: "must start with https:// or http://".into() });
+            return Err(UplinkBuildError::Url {
+                url: cfg.url.clone(),
+                message: "must start with https:// or http://".into(),
+            });
         }
         let mut builder = reqwest::Client::builder()
             .timeout(cfg.timeout)
@@ -142,11 +145,7 @@ pub fn check_ack(batch: &EventBatch, ack: &BatchAck) -> Result<(), UplinkError> 
         return Err(UplinkError::Protocol(format!("schema {} in ack, expected {SCHEMA_VERSION}", ack.schema)));
     }
     if ack.results.len() != batch.events.len() {
-        return Err(UplinkError::Protocol(format!(
-            "{} results for {} events",
-            ack.results.len(),
-            batch.events.len()
-        )));
+        return Err(UplinkError::Protocol(format!("{} results for {} events", ack.results.len(), batch.events.len())));
     }
     if let Some((i, _)) = batch.events.iter().zip(&ack.results).enumerate().find(|(_, (e, r))| e.id != r.id) {
         return Err(UplinkError::Protocol(format!("result {i} is for another event")));

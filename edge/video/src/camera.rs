@@ -62,7 +62,9 @@ pub fn init() -> Result<(), VideoError> {
     gst::init().map_err(|e| VideoError::Init(e.to_string()))?;
     for name in ["rtspsrc", "decodebin", "videoconvert", "videoscale", "appsink"] {
         if gst::ElementFactory::find(name).is_none() {
-            return Err(VideoError::Init(format!("gstreamer element {name} is missing (install the gstreamer plugins)")));
+            return Err(VideoError::Init(format!(
+                "gstreamer element {name} is missing (install the gstreamer plugins)"
+            )));
         }
     }
     Ok(())
@@ -114,8 +116,9 @@ fn run(cfg: CameraConfig, tx: mpsc::Sender<Frame>, stats: Arc<CameraStats>, canc
             backoff.reset();
         }
         stats.set_state(CameraState::Backoff);
-        let jitter = f64::from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().subsec_nanos())
-            / 1e9;
+        let jitter =
+            f64::from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().subsec_nanos())
+                / 1e9;
         let delay = backoff.next_delay(jitter);
         let until = Instant::now() + delay;
         while Instant::now() < until && !cancel.is_cancelled() {
@@ -158,7 +161,8 @@ fn watch(
         if cancel.is_cancelled() {
             return Ok(());
         }
-        let msg = bus.timed_pop_filtered(gst::ClockTime::from_mseconds(100), &[gst::MessageType::Error, gst::MessageType::Eos]);
+        let msg = bus
+            .timed_pop_filtered(gst::ClockTime::from_mseconds(100), &[gst::MessageType::Error, gst::MessageType::Eos]);
         match msg.as_ref().map(|m| m.view()) {
             Some(gst::MessageView::Error(err)) => {
                 return Err(VideoError::Pipeline {
@@ -245,10 +249,8 @@ fn build_pipeline(
     let tail_weak = tail.downgrade();
     decode.connect_pad_added(move |_, pad| {
         let Some(tail) = tail_weak.upgrade() else { return };
-        let is_video = pad
-            .current_caps()
-            .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
-            .unwrap_or(false);
+        let is_video =
+            pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/"))).unwrap_or(false);
         if let Some(sinkpad) = tail.static_pad("sink")
             && is_video
             && !sinkpad.is_linked()

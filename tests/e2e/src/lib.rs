@@ -72,7 +72,12 @@ impl Site {
             cloud_port: free_port(),
             camera_port: free_port(),
             status_port: free_port(),
-            ids: Provisioned { tenant_id: String::new(), site_id: String::new(), edge_token: String::new(), api_key: String::new() },
+            ids: Provisioned {
+                tenant_id: String::new(),
+                site_id: String::new(),
+                edge_token: String::new(),
+                api_key: String::new(),
+            },
             cloud: None,
             camera: None,
             edge: None,
@@ -91,7 +96,17 @@ impl Site {
 
     fn provision(&self) -> anyhow::Result<Provisioned> {
         let out = Command::new(workspace_bin("vigil-cloud"))
-            .args(["--database-url", &self.database_url, "provision", "--tenant", "Acme", "--site", "HQ", "--edge", "hq-edge"])
+            .args([
+                "--database-url",
+                &self.database_url,
+                "provision",
+                "--tenant",
+                "Acme",
+                "--site",
+                "HQ",
+                "--edge",
+                "hq-edge",
+            ])
             .output()
             .context("run vigil-cloud provision")?;
         if !out.status.success() {
@@ -99,7 +114,12 @@ impl Site {
         }
         let v: Value = serde_json::from_slice(&out.stdout).context("provision output is JSON")?;
         let s = |k: &str| v[k].as_str().map(str::to_owned).with_context(|| format!("provision output lacks {k}"));
-        Ok(Provisioned { tenant_id: s("tenant_id")?, site_id: s("site_id")?, edge_token: s("edge_token")?, api_key: s("api_key")? })
+        Ok(Provisioned {
+            tenant_id: s("tenant_id")?,
+            site_id: s("site_id")?,
+            edge_token: s("edge_token")?,
+            api_key: s("api_key")?,
+        })
     }
 
     pub fn cloud_url(&self) -> String {
@@ -109,7 +129,13 @@ impl Site {
     /// Starts (or restarts) the cloud on its port and waits until it is healthy.
     pub fn start_cloud(&mut self) -> anyhow::Result<()> {
         let mut cmd = Command::new(workspace_bin("vigil-cloud"));
-        cmd.args(["--database-url", &self.database_url, "serve", "--listen", &format!("127.0.0.1:{}", self.cloud_port)]);
+        cmd.args([
+            "--database-url",
+            &self.database_url,
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{}", self.cloud_port),
+        ]);
         self.cloud = Some(ChildGuard::spawn_logged("cloud", &mut cmd, self.logs())?);
         let url = format!("{}/health", self.cloud_url());
         self.wait_for("cloud healthy", Duration::from_secs(60), |s| {

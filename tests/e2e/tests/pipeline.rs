@@ -59,8 +59,10 @@ fn check_events(site: &Site, events: &[Value]) {
 #[test]
 fn detections_from_the_rtsp_camera_reach_the_cloud_api_once_each() {
     let mut site = Site::start(4.0).unwrap();
-    site.wait_for("person detections in the cloud", Duration::from_secs(120), |s| Ok(s.cloud_events(PERSON)?.len() >= 3))
-        .unwrap();
+    site.wait_for("person detections in the cloud", Duration::from_secs(120), |s| {
+        Ok(s.cloud_events(PERSON)?.len() >= 3)
+    })
+    .unwrap();
     site.stop_camera();
     let created = drained(&site);
     let events = site.cloud_events(PERSON).unwrap();
@@ -73,8 +75,10 @@ fn detections_from_the_rtsp_camera_reach_the_cloud_api_once_each() {
 #[test]
 fn events_produced_while_the_cloud_is_down_arrive_after_it_returns_none_twice() {
     let mut site = Site::start(4.0).unwrap();
-    site.wait_for("first detections in the cloud", Duration::from_secs(120), |s| Ok(!s.cloud_events(PERSON)?.is_empty()))
-        .unwrap();
+    site.wait_for("first detections in the cloud", Duration::from_secs(120), |s| {
+        Ok(!s.cloud_events(PERSON)?.is_empty())
+    })
+    .unwrap();
 
     site.kill_cloud();
     let before = site.edge_counter("/detector/events_created").unwrap();
