@@ -9,4 +9,9 @@ bash tests/setup/fixtures.sh
 
 # The end-to-end tests start these binaries as processes.
 cargo build --workspace --bins --locked
+
+# No Docker engine here: validate the compose file against the binaries it runs.
+PY=python3; [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+"$PY" tests/setup/check-compose.py
+
 cargo nextest run --workspace --locked --no-fail-fast "$@"

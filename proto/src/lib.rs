@@ -8,6 +8,8 @@
 //! encodes it with [`codec::encode`] and POSTs it; the cloud answers with a [`BatchAck`] that has one
 //! [`EventAck`] per event, and only then does the edge forget the event.
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod codec;
 mod event;
 mod time;

@@ -13,7 +13,7 @@ APT_PACKAGES=(
   postgresql-15 postgresql-client-15
   # real media fixtures: CCTV footage and a photo
   opencv-doc python3-skimage
-  python3 python3-pip curl ca-certificates
+  python3 python3-pip python3-yaml curl ca-certificates
 )
 
 missing=()

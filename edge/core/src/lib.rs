@@ -3,6 +3,8 @@
 //! Architecture invariant: nothing here does IO, spawns, sleeps or reads the clock. Callers pass
 //! `now` and ids in and get values back, so every decision is table-testable.
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod backoff;
 pub mod detections;
 pub mod frame;

@@ -1,4 +1,5 @@
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use edge_core::Detected;
 use ort::session::{Session, builder::GraphOptimizationLevel};
@@ -104,14 +105,27 @@ impl YoloDetector {
 
     /// Detects objects in a packed RGB8 frame; boxes come back normalised to the frame.
     pub fn detect(&mut self, rgb: &[u8], width: u32, height: u32) -> Result<Vec<Detected>, DetectError> {
+        self.detect_timed(rgb, width, height).map(|(found, _)| found)
+    }
+
+    /// [`YoloDetector::detect`] plus how long each step took (for benchmarks and the status page).
+    pub fn detect_timed(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+    ) -> Result<(Vec<Detected>, StepTimes), DetectError> {
+        let t0 = Instant::now();
         let lb = letterbox(rgb, width, height, self.size, &mut self.input);
         let s = self.size as usize;
         let tensor = TensorRef::from_array_view(([1usize, 3, s, s], self.input.as_slice()))
             .map_err(|e| DetectError::Inference(e.to_string()))?;
+        let t1 = Instant::now();
         let outputs = self
             .session
             .run(ort::inputs![self.input_name.as_str() => tensor])
             .map_err(|e| DetectError::Inference(e.to_string()))?;
+        let t2 = Instant::now();
         let (shape, data) =
             outputs[0].try_extract_tensor::<f32>().map_err(|e| DetectError::Inference(e.to_string()))?;
         let dims: Vec<i64> = shape.to_vec();
@@ -119,8 +133,18 @@ impl YoloDetector {
             return Err(DetectError::Inference(format!("unexpected output shape {dims:?}")));
         };
         let raw = decode_yolo(data, *channels as usize, *boxes as usize, self.score_threshold, &lb, width, height);
-        Ok(nms(raw, self.iou_threshold))
+        let found = nms(raw, self.iou_threshold);
+        let times = StepTimes { preprocess: t1 - t0, inference: t2 - t1, postprocess: t2.elapsed() };
+        Ok((found, times))
     }
+}
+
+/// Time spent in each step of one detection.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepTimes {
+    pub preprocess: Duration,
+    pub inference: Duration,
+    pub postprocess: Duration,
 }
 
 /// Decodes a YOLO v8/v11 head: `data` is `[4 + classes, boxes]` row-major, each column

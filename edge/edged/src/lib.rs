@@ -7,6 +7,8 @@
 //! cameras (GStreamer threads) ──frames──▶ detect (ONNX thread) ──events──▶ spool (sled) ──▶ sender ──HTTPS──▶ cloud
 //! ```
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod config;
 mod detect;
 mod sender;

@@ -13,6 +13,8 @@
 //! Durability: [`Spool::append`] returns after sled has flushed the write to disk, so an event the
 //! daemon has accepted survives a power cut.
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 use std::path::{Path, PathBuf};
 
 use vigil_proto::{Event, codec};

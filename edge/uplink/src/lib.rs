@@ -4,6 +4,8 @@
 //! [`EventBatch`] into one HTTPS request and the answer into a checked [`BatchAck`] or a typed
 //! [`UplinkError`] the caller can act on (retry later, split, or stop and tell an operator).
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 use std::path::PathBuf;
 use std::time::Duration;
 

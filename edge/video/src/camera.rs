@@ -369,6 +369,62 @@ mod glib_error {
     }
 }
 
+/// Decodes up to `limit` frames of a local video file to RGB, as fast as possible (for benchmarks
+/// and tests that need real frames without a camera).
+pub fn decode_file(path: &std::path::Path, limit: usize) -> Result<Vec<Frame>, VideoError> {
+    init()?;
+    let build = |e: glib_error::Any| VideoError::Build(e.to_string());
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("filesrc").property("location", path).build().map_err(|e| build(e.into()))?;
+    let decode = gst::ElementFactory::make("decodebin").build().map_err(|e| build(e.into()))?;
+    let tail = gst::parse::bin_from_description(
+        "videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false max-buffers=4",
+        true,
+    )
+    .map_err(|e| build(e.into()))?;
+    let sink = tail
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or_else(|| VideoError::Build("appsink missing".into()))?;
+    pipeline.add_many([&src, &decode, tail.upcast_ref()]).map_err(|e| build(e.into()))?;
+    src.link(&decode).map_err(|e| build(e.into()))?;
+    let tail_weak = tail.downgrade();
+    decode.connect_pad_added(move |_, pad| {
+        if let Some(tail) = tail_weak.upgrade()
+            && let Some(sinkpad) = tail.static_pad("sink")
+            && !sinkpad.is_linked()
+        {
+            let _ = pad.link(&sinkpad);
+        }
+    });
+    pipeline.set_state(gst::State::Playing).map_err(|e| VideoError::Build(e.to_string()))?;
+    let camera: Arc<str> = Arc::from("file");
+    let mut frames = Vec::new();
+    while frames.len() < limit {
+        match sink.pull_sample() {
+            Ok(sample) => {
+                if let Some(frame) = to_frame(&sample, &camera, frames.len() as u64) {
+                    frames.push(frame);
+                }
+            }
+            Err(_) => break, // end of stream
+        }
+    }
+    let bus_error = pipeline.bus().and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error]));
+    let _ = pipeline.set_state(gst::State::Null);
+    if frames.is_empty()
+        && let Some(msg) = bus_error
+        && let gst::MessageView::Error(err) = msg.view()
+    {
+        return Err(VideoError::Pipeline {
+            element: err.src().map(|s| s.name().to_string()).unwrap_or_default(),
+            message: err.error().to_string(),
+            debug: err.debug().map(|d| d.to_string()),
+        });
+    }
+    Ok(frames)
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact;
