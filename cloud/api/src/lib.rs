@@ -1,1 +1,74 @@
+//! The Vigil cloud HTTP API.
+//!
+//! [`app`] builds the whole router (what tests drive with `oneshot`); [`server`] runs it with
+//! graceful shutdown; `src/main.rs` (`vigil-cloud`) is the thin binary around both.
+//!
+//! Architecture invariants:
+//! - Handlers are thin: they authenticate (see [`extract`]), validate, call one `cloud_store`
+//!   function scoped by the caller's tenant, and shape the response.
+//! - Every response is either a JSON envelope (see [`response`] and [`error`]), the CBOR
+//!   acknowledgement of the ingest endpoint, or the literal health document.
+//! - Internal error text never reaches a client; it is logged in the request span.
+//! - Every response carries the security headers of [`SECURITY_HEADERS`].
 
+pub mod error;
+pub mod extract;
+pub mod response;
+pub mod routes;
+pub mod server;
+pub mod state;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use tower::ServiceBuilder;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+pub use response::ApiResponse;
+pub use state::AppState;
+
+/// Longest a request may take before the client gets a 503 (the edge then retries).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Headers added to every response (from the seed's security requirements).
+pub const SECURITY_HEADERS: [(HeaderName, &str); 4] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::X_XSS_PROTECTION, "1; mode=block"),
+    (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
+];
+
+/// The complete application: routes, JSON fallbacks, tracing, timeout and security headers.
+pub fn app(state: AppState) -> Router {
+    let [nosniff, frame, xss, hsts] =
+        SECURITY_HEADERS.map(|(name, value)| SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value)));
+    let layers = ServiceBuilder::new()
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(nosniff)
+        .layer(frame)
+        .layer(xss)
+        .layer(hsts)
+        .layer(axum::middleware::from_fn(error::log_errors))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT));
+    routes::router()
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(layers)
+        .with_state(state)
+}
+
+/// The span every request runs in; `tenant` is filled in by the auth extractors.
+fn request_span(request: &Request) -> tracing::Span {
+    let matched_path = request.extensions().get::<MatchedPath>().map_or("", MatchedPath::as_str);
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        matched_path,
+        tenant = tracing::field::Empty,
+    )
+}

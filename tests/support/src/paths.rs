@@ -28,11 +28,7 @@ pub fn fixtures_dir() -> PathBuf {
         panic!("VIGIL_FIXTURES is not set; run tests through cargo and run tests/setup/fixtures.sh first");
     };
     let dir = PathBuf::from(dir);
-    assert!(
-        dir.is_dir(),
-        "fixtures directory {} is missing; run tests/setup/fixtures.sh first",
-        dir.display()
-    );
+    assert!(dir.is_dir(), "fixtures directory {} is missing; run tests/setup/fixtures.sh first", dir.display());
     dir
 }
 

@@ -167,10 +167,16 @@ impl PgCluster {
             )?;
         }
         run(
-            self.pg_command("initdb", as_root)
-                .arg("-D")
-                .arg(self.data_dir())
-                .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]),
+            self.pg_command("initdb", as_root).arg("-D").arg(self.data_dir()).args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ]),
             "initdb",
         )?;
         // Appended settings win over the defaults initdb wrote earlier in the file.

@@ -1,0 +1,7 @@
+//! Router tests against a real PostgreSQL 15: `app(state).oneshot(request)`, one throwaway cluster
+//! per test binary and a fresh database per test.
+
+mod common;
+mod events;
+mod health;
+mod ingest;

@@ -1,0 +1,8 @@
+//! Integration tests of the store against a real PostgreSQL 15 (one throwaway cluster for this
+//! test binary, a fresh database per test).
+
+mod common;
+mod ingest;
+mod listing;
+mod schema;
+mod tenancy;
