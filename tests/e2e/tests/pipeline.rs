@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use e2e::Site;
 use serde_json::Value;
 
@@ -84,13 +85,17 @@ fn events_produced_while_the_cloud_is_down_arrive_after_it_returns_none_twice() 
     let before = site.edge_counter("/detector/events_created").unwrap();
     let failures = site.edge_counter("/uplink/failures").unwrap();
     // The edge keeps analysing and spooling while the cloud is gone.
-    site.wait_for("events spooled during the outage", Duration::from_secs(120), |s| {
-        Ok(s.edge_counter("/detector/events_created")? >= before + 3 && s.edge_counter("/spool/depth")? >= 3)
+    let down_since = std::time::Instant::now();
+    site.wait_for("events spooled during the outage", Duration::from_secs(180), |s| {
+        Ok(down_since.elapsed() >= Duration::from_secs(8)
+            && s.edge_counter("/detector/events_created")? >= before + 8
+            && s.edge_counter("/spool/depth")? >= 8)
     })
     .unwrap();
     assert!(site.edge_counter("/uplink/failures").unwrap() > failures, "uploads failed during the outage");
     let during_outage = site.edge_counter("/spool/depth").unwrap();
 
+    let restarted_at = Utc::now();
     site.start_cloud().unwrap();
     site.stop_camera();
     let created = drained(&site);
@@ -98,5 +103,13 @@ fn events_produced_while_the_cloud_is_down_arrive_after_it_returns_none_twice() 
     check_events(&site, &events);
     assert_eq!(events.len() as u64, created, "nothing lost, nothing twice");
     assert!(created >= before + during_outage);
+    // The backlog: events that happened while the cloud was down and were stored after it returned.
+    let time = |e: &Value, k: &str| e[k].as_str().unwrap().parse::<DateTime<Utc>>().unwrap();
+    let backlog = events
+        .iter()
+        .filter(|e| time(e, "occurred_at") < restarted_at && time(e, "received_at") >= restarted_at)
+        .count() as u64;
+    assert!(backlog >= during_outage, "{backlog} events delivered late, {during_outage} were spooled");
+    eprintln!("outage: {during_outage} events spooled, {backlog} delivered after restart, {created} in total");
     site.stop_edge().unwrap();
 }
