@@ -6,6 +6,7 @@
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use cloud_api::AppState;
 use cloud_api::error::chain;
-use cloud_api::server::{connect_with_retry, maintain_partitions, serve};
+use cloud_api::server::{connect_with_retry, load_tls, maintain_partitions, serve, serve_tls};
 use cloud_store::{Store, StoreError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -58,6 +59,13 @@ struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the log says which).
     #[arg(long, env = "VIGIL_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// PEM certificate chain for serving HTTPS directly (with --tls-key); without both, plain HTTP
+    /// for use behind a TLS-terminating proxy or ingress.
+    #[arg(long, env = "VIGIL_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key matching --tls-cert.
+    #[arg(long, env = "VIGIL_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +132,10 @@ async fn connect_and_migrate(url: &str) -> anyhow::Result<Store> {
 }
 
 async fn run_serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(load_tls(cert, key).map_err(|e| ConfigError(e.to_string()))?),
+        _ => None,
+    };
     let store = connect_and_migrate(url).await?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr().context("cannot read the listening address")?;
@@ -133,8 +145,15 @@ async fn run_serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     tasks.spawn(maintain_partitions(store.clone(), PARTITION_INTERVAL, cancel.child_token()));
     tasks.spawn(cancel_on_signal(cancel.clone()));
 
-    tracing::info!(%addr, "listening on {addr}");
-    let server = serve(listener, AppState::new(store.clone()), cancel.clone());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, "listening on {addr}");
+    let state = AppState::new(store.clone());
+    let server = async {
+        match tls {
+            Some(tls) => serve_tls(listener, tls, state, cancel.clone()).await,
+            None => serve(listener, state, cancel.clone()).await,
+        }
+    };
     let drain_deadline = async {
         cancel.cancelled().await;
         tokio::time::sleep(DRAIN_DEADLINE).await;

@@ -5,7 +5,13 @@
 //! in-flight requests (each bounded by [`crate::REQUEST_TIMEOUT`]) and returns; the maintenance
 //! loop returns at once.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use axum_server::tls_rustls::RustlsConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use cloud_store::{Store, StoreError};
 use tokio::net::TcpListener;
@@ -22,6 +28,56 @@ const MAX_RETRY_PAUSE: Duration = Duration::from_secs(4);
 /// Serves the API on `listener` until `cancel` fires, then drains in-flight requests.
 pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationToken) -> std::io::Result<()> {
     axum::serve(listener, app(state)).with_graceful_shutdown(cancel.cancelled_owned()).await
+}
+
+/// Loads a PEM certificate chain and private key into a rustls server configuration
+/// (TLS 1.2 and 1.3, aws-lc-rs crypto, HTTP/2 and HTTP/1.1 offered by ALPN).
+pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| TlsError::Certificate { path: cert.to_owned(), message: e.to_string() })?;
+    if certs.is_empty() {
+        return Err(TlsError::Certificate { path: cert.to_owned(), message: "no certificate in file".into() });
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| TlsError::Key { path: key.to_owned(), message: e.to_string() })?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Why the TLS material could not be loaded (all configuration errors).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read tls certificate {path}: {message}")]
+    Certificate { path: PathBuf, message: String },
+    #[error("cannot read tls private key {path}: {message}")]
+    Key { path: PathBuf, message: String },
+    #[error("tls certificate and key do not make a valid configuration: {0}")]
+    Config(String),
+}
+
+/// Like [`serve`], over HTTPS terminated in process by rustls.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: AppState,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        cancel.cancelled().await;
+        stopper.graceful_shutdown(None);
+    });
+    axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, RustlsConfig::from_config(tls))?
+        .handle(handle)
+        .serve(app(state).into_make_service())
+        .await
 }
 
 /// Connects to the database, retrying with exponential backoff while it is unreachable, for up

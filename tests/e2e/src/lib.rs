@@ -35,7 +35,47 @@ pub struct Site {
     pub cloud: Option<ChildGuard>,
     pub camera: Option<ChildGuard>,
     pub edge: Option<ChildGuard>,
+    /// PEM of the private CA that signed the cloud's certificate, when the cloud serves HTTPS.
+    pub tls: Option<TlsFiles>,
     http: reqwest::blocking::Client,
+}
+
+/// How to run a site.
+#[derive(Debug, Clone, Copy)]
+pub struct SiteOptions {
+    /// Frames per second the edge analyses.
+    pub analyze_fps: f64,
+    /// Serve the cloud over HTTPS with a certificate from a private CA the edge is told to trust.
+    pub tls: bool,
+}
+
+/// A private CA and a certificate it signed for 127.0.0.1.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Makes a fresh CA and a server certificate for `127.0.0.1`/`localhost` in `dir`.
+    pub fn generate(dir: &Path) -> anyhow::Result<TlsFiles> {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "Vigil test CA");
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate()?;
+        let cert =
+            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?.signed_by(&key, &issuer)?;
+        let files = TlsFiles { ca: dir.join("ca.pem"), cert: dir.join("cloud.pem"), key: dir.join("cloud.key") };
+        std::fs::write(&files.ca, ca_cert.pem())?;
+        std::fs::write(&files.cert, cert.pem())?;
+        std::fs::write(&files.key, key.serialize_pem())?;
+        Ok(files)
+    }
 }
 
 /// Model classes of the test model (nudenet's YOLOv8n export) that only occur on people; CCTV
@@ -61,10 +101,20 @@ impl Site {
     /// Starts PostgreSQL and the cloud, provisions a tenant/site/edge, then starts the camera and
     /// the edge.
     pub fn start(analyze_fps: f64) -> anyhow::Result<Site> {
+        Site::start_with(SiteOptions { analyze_fps, tls: false })
+    }
+
+    pub fn start_with(opts: SiteOptions) -> anyhow::Result<Site> {
         let dir = tempfile::Builder::new().prefix("vigil-e2e-").tempdir()?;
         let pg = PgCluster::start()?;
         let database_url = pg.create_database("vigil")?;
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        let tls = if opts.tls { Some(TlsFiles::generate(dir.path())?) } else { None };
+        let mut http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10));
+        if let Some(tls) = &tls {
+            // Trust only our CA, as the edge will.
+            http = http.tls_certs_only(reqwest::Certificate::from_pem_bundle(&std::fs::read(&tls.ca)?)?);
+        }
+        let http = http.build()?;
         let mut site = Site {
             dir,
             pg,
@@ -81,12 +131,13 @@ impl Site {
             cloud: None,
             camera: None,
             edge: None,
+            tls,
             http,
         };
         site.ids = site.provision()?;
         site.start_cloud()?;
         site.start_camera()?;
-        site.start_edge(analyze_fps)?;
+        site.start_edge(opts.analyze_fps)?;
         Ok(site)
     }
 
@@ -123,7 +174,8 @@ impl Site {
     }
 
     pub fn cloud_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.cloud_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.cloud_port)
     }
 
     /// Starts (or restarts) the cloud on its port and waits until it is healthy.
@@ -136,6 +188,9 @@ impl Site {
             "--listen",
             &format!("127.0.0.1:{}", self.cloud_port),
         ]);
+        if let Some(tls) = &self.tls {
+            cmd.arg("--tls-cert").arg(&tls.cert).arg("--tls-key").arg(&tls.key);
+        }
         self.cloud = Some(ChildGuard::spawn_logged("cloud", &mut cmd, self.logs())?);
         let url = format!("{}/health", self.cloud_url());
         self.wait_for("cloud healthy", Duration::from_secs(60), |s| {
@@ -182,7 +237,7 @@ site = "{site}"
 
 [cloud]
 url = "{cloud}"
-timeout_secs = 5
+{ca}timeout_secs = 5
 retry_min_ms = 200
 retry_max_ms = 2000
 
@@ -207,6 +262,7 @@ analyze_fps = {analyze_fps}
                 tenant = self.ids.tenant_id,
                 site = self.ids.site_id,
                 cloud = self.cloud_url(),
+                ca = self.tls.as_ref().map(|t| format!("ca_cert = \"{}\"\n", t.ca.display())).unwrap_or_default(),
                 spool = spool.display(),
                 status = self.status_port,
                 ort = fixtures.join("libonnxruntime.so").display(),

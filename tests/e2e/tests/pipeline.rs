@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use e2e::Site;
+use e2e::{Site, SiteOptions};
 use serde_json::Value;
 
 const PERSON: &str = "detection.person";
@@ -111,5 +111,22 @@ fn events_produced_while_the_cloud_is_down_arrive_after_it_returns_none_twice() 
         .count() as u64;
     assert!(backlog >= during_outage, "{backlog} events delivered late, {during_outage} were spooled");
     eprintln!("outage: {during_outage} events spooled, {backlog} delivered after restart, {created} in total");
+    site.stop_edge().unwrap();
+}
+
+#[test]
+fn the_edge_uploads_over_https_to_a_cloud_with_a_private_ca() {
+    let mut site = Site::start_with(SiteOptions { analyze_fps: 4.0, tls: true }).unwrap();
+    assert!(site.cloud_url().starts_with("https://"));
+    // A client that does not trust the private CA is refused by TLS.
+    let untrusting = reqwest::blocking::Client::new().get(format!("{}/health", site.cloud_url())).send();
+    assert!(untrusting.is_err(), "TLS must fail without the CA");
+    site.wait_for("person detections over https", Duration::from_secs(120), |s| Ok(s.cloud_events(PERSON)?.len() >= 3))
+        .unwrap();
+    site.stop_camera();
+    let created = drained(&site);
+    let events = site.cloud_events(PERSON).unwrap();
+    check_events(&site, &events);
+    assert_eq!(events.len() as u64, created);
     site.stop_edge().unwrap();
 }
