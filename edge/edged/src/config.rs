@@ -74,6 +74,13 @@ fn default_retry_max_ms() -> u64 {
 #[serde(deny_unknown_fields)]
 struct RawSpool {
     path: PathBuf,
+    /// Size bound in MiB; detections, telemetry and clips are evicted (oldest first) beyond it.
+    #[serde(default = "default_spool_max_mb")]
+    max_mb: u64,
+}
+
+fn default_spool_max_mb() -> u64 {
+    1024
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,6 +172,7 @@ pub struct Config {
     pub site: Uuid,
     pub cloud: CloudConfig,
     pub spool_path: PathBuf,
+    pub spool_max_bytes: u64,
     pub status_listen: SocketAddr,
     pub detector: DetectorConfig,
     pub cameras: Vec<CameraEntry>,
@@ -251,6 +259,9 @@ impl Config {
             p.push("cloud.retry_min_ms: must be > 0 and <= retry_max_ms".into());
         }
 
+        if raw.spool.max_mb == 0 {
+            p.push("spool.max_mb: must be at least 1".into());
+        }
         let status_listen = raw.status.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
             p.push(format!("status.listen: {:?} is not an address:port", raw.status.listen));
             SocketAddr::from(([127, 0, 0, 1], 0))
@@ -370,6 +381,7 @@ impl Config {
                 retry_max: Duration::from_millis(c.retry_max_ms),
             },
             spool_path: raw.spool.path,
+            spool_max_bytes: raw.spool.max_mb.saturating_mul(1 << 20),
             status_listen,
             detector: DetectorConfig {
                 onnxruntime: d.onnxruntime.clone(),

@@ -25,6 +25,7 @@ pub struct DetectStage {
     pub spool: Spool,
     pub spooled: Arc<Notify>,
     pub stats: Arc<DetectStats>,
+    pub eviction: crate::eviction::EvictionAlerts,
 }
 
 /// UUIDv7 whose time part is when the event happened.
@@ -68,8 +69,11 @@ impl DetectStage {
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=5 {
             match self.spool.append(events) {
-                Ok(()) => {
+                Ok(report) => {
                     self.stats.events_created.fetch_add(events.len() as u64, Relaxed);
+                    if report.evicted.total() > 0 {
+                        self.eviction.record(report.evicted);
+                    }
                     self.spooled.notify_one();
                     return;
                 }

@@ -11,6 +11,7 @@
 
 pub mod config;
 mod detect;
+mod eviction;
 mod sender;
 mod stats;
 mod status;

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime};
 
 use edge_core::Backoff;
-use edge_spool::Spool;
+use edge_spool::{Spool, SpoolKey};
 use edge_uplink::{Uplink, UplinkError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -50,7 +50,7 @@ impl Sender {
                 }
                 continue;
             }
-            let seqs: Vec<u64> = items.iter().map(|s| s.seq).collect();
+            let keys: Vec<SpoolKey> = items.iter().map(|s| s.key).collect();
             let batch = EventBatch {
                 schema: SCHEMA_VERSION,
                 sent_at: Timestamp::from(SystemTime::now()),
@@ -65,14 +65,14 @@ impl Sender {
             };
             match result {
                 Ok(ack) => {
-                    let mut done = Vec::with_capacity(seqs.len());
-                    for (seq, (event, result)) in seqs.iter().zip(batch.events.iter().zip(&ack.results)) {
+                    let mut done = Vec::with_capacity(keys.len());
+                    for (key, (event, result)) in keys.iter().zip(batch.events.iter().zip(&ack.results)) {
                         match &result.status {
-                            AckStatus::Stored | AckStatus::Duplicate => done.push(*seq),
+                            AckStatus::Stored | AckStatus::Duplicate => done.push(*key),
                             AckStatus::Rejected { reason } => {
                                 self.stats.events_rejected.fetch_add(1, Relaxed);
                                 tracing::error!(id = %event.id, kind = %event.kind, %reason, "Cloud refused an event; kept in quarantine.");
-                                if let Err(error) = self.spool.quarantine(*seq, reason) {
+                                if let Err(error) = self.spool.quarantine(*key, reason) {
                                     tracing::error!(%error, "Cannot quarantine a refused event.");
                                 }
                             }

@@ -9,6 +9,7 @@ pub struct EdgeStats {
     pub cameras: Vec<(String, Arc<CameraStats>)>,
     pub detect: Arc<DetectStats>,
     pub uplink: Arc<UplinkStats>,
+    pub eviction: crate::eviction::EvictionAlerts,
 }
 
 #[derive(Debug, Default)]

@@ -56,7 +56,16 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
             "events_created": d.events_created.load(Relaxed),
             "events_lost": d.events_lost.load(Relaxed),
         },
-        "spool": { "depth": s.spool.len(), "quarantined": s.spool.quarantined() },
+        "spool": {
+            "depth": s.spool.len(),
+            "bytes": s.spool.bytes(),
+            "depth_by_class": edge_spool::Class::ALL
+                .into_iter()
+                .map(|c| (c.as_str().to_owned(), json!(s.spool.depth().get(c))))
+                .collect::<serde_json::Map<_, _>>(),
+            "quarantined": s.spool.quarantined(),
+            "evicted": s.stats.eviction.total.load(Relaxed),
+        },
         "uplink": {
             "batches_sent": u.batches_sent.load(Relaxed),
             "events_acked": u.events_acked.load(Relaxed),

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use edge_core::Backoff;
 use edge_detect::{OnnxRuntime, YoloDetector};
-use edge_spool::Spool;
+use edge_spool::{Spool, SpoolConfig};
 use edge_uplink::{Uplink, UplinkConfig};
 use edge_video::CameraStats;
 use tokio::sync::{Notify, mpsc};
@@ -30,7 +30,7 @@ pub struct Running {
 
 pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> anyhow::Result<Running> {
     // --- build: every fallible step, before any task starts ---
-    let spool = Spool::open(&cfg.spool_path)?;
+    let spool = Spool::open_with(&cfg.spool_path, SpoolConfig { max_bytes: cfg.spool_max_bytes })?;
     tracing::info!(path = %cfg.spool_path.display(), backlog = spool.len(), quarantined = spool.quarantined(), "Spool open.");
     if !cfg.cameras.is_empty() {
         edge_video::init()?;
@@ -91,13 +91,14 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
         spool: spool.clone(),
         spooled: spooled.clone(),
         stats: stats.detect.clone(),
+        eviction: stats.eviction.clone(),
     };
     tasks.spawn_blocking(move || stage.run(frames_rx));
 
     let sender = Sender {
         spool: spool.clone(),
         uplink,
-        spooled,
+        spooled: spooled.clone(),
         batch_max: cfg.cloud.batch_max,
         backoff: Backoff::new(cfg.cloud.retry_min, cfg.cloud.retry_max),
         stats: stats.uplink.clone(),
@@ -106,6 +107,8 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
         sender.run(cancel.child_token()),
         tracing::info_span!("stage", stage = "uplink"),
     ));
+
+    tasks.spawn(stats.eviction.clone().run(spool.clone(), cfg.tenant, cfg.site, spooled.clone(), cancel.child_token()));
 
     let app = router(StatusState { stats, spool: spool.clone(), started: Instant::now() });
     let status_cancel = cancel.child_token();

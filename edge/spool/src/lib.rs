@@ -1,22 +1,38 @@
 //! Durable store-and-forward queue of events, on sled.
 //!
 //! Architecture invariant: this crate knows nothing about HTTP or the cloud. An event appended here
-//! stays until [`Spool::ack`] removes it (the cloud confirmed it is stored) or [`Spool::quarantine`]
-//! moves it aside (the cloud will never accept it, or its bytes are corrupt): nothing is dropped
-//! silently.
+//! stays until [`Spool::ack`] removes it (the cloud confirmed it is stored), [`Spool::quarantine`]
+//! moves it aside (the cloud will never accept it, or its bytes are corrupt), or — only for the
+//! evictable classes, only when the spool is over its size bound — eviction drops it, which
+//! [`Spool::append`] reports so the caller can raise an event about it. Nothing goes silently.
 //!
-//! On-disk format: tree `events` maps an 8-byte big-endian sequence number (sled's monotonic
-//! `generate_id`, so it keeps growing across restarts) to the CBOR encoding of one
-//! [`vigil_proto::Event`]. Iteration order is append order, which keeps events in order per source.
-//! Tree `quarantine` maps the same key to `reason \0 original bytes`.
+//! **Priority classes** ([`Class`]): alarms > access > detections > telemetry > clips. Each class is
+//! its own sled tree; [`Spool::peek`] drains higher classes first, so alarms jump the queue.
+//! Order is kept per class (and so per source within a class).
 //!
-//! Durability: [`Spool::append`] returns after sled has flushed the write to disk, so an event the
-//! daemon has accepted survives a power cut.
+//! **Size bound and eviction:** when an append would push the spool over `max_bytes`, the oldest
+//! records of the lowest evictable class go first: clips, then telemetry, then detections.
+//! Alarm and access events are never evicted and never expire; an append of them always succeeds
+//! while the disk has room, even over the bound.
+//!
+//! **On-disk format:** in tree `c<class>`, key = 8-byte big-endian sequence number from sled's
+//! `generate_id` (monotonic across restarts, so key order = append order); value = `0x01` (format
+//! version) + CRC32 of the payload (little-endian) + CBOR of one [`vigil_proto::Event`]. A record
+//! whose checksum or CBOR fails is moved to tree `quarantine` as `reason \0 original bytes`.
+//!
+//! **Durability:** [`Spool::append`] returns after sled has flushed (fsync) the batch, so an event
+//! the daemon has accepted survives a crash or power cut. A batch of events shares one flush, so
+//! callers with many events should append them together.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
-use std::path::{Path, PathBuf};
+mod class;
+mod record;
 
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use class::{Class, ClassCounts};
 use vigil_proto::{Event, codec};
 
 /// Errors of the spool. Every variant means the operation did not happen.
@@ -37,113 +53,222 @@ pub enum SpoolError {
     Encode(#[from] codec::EncodeError),
 }
 
-/// An event waiting in the spool, with the sequence number that acks it.
+/// Where one spooled event lives; what [`Spool::ack`] and [`Spool::quarantine`] take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SpoolKey {
+    pub class: Class,
+    pub seq: u64,
+}
+
+/// An event waiting in the spool.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spooled {
-    pub seq: u64,
+    pub key: SpoolKey,
     pub event: Event,
+}
+
+/// Settings of a spool.
+#[derive(Debug, Clone, Copy)]
+pub struct SpoolConfig {
+    /// Bound on stored bytes (record values); evictable classes make room beyond it.
+    pub max_bytes: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig { max_bytes: 1 << 30 }
+    }
+}
+
+/// What an append did besides storing the events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendReport {
+    /// Records evicted (per class) to stay within the size bound.
+    pub evicted: ClassCounts,
+}
+
+#[derive(Debug, Default)]
+struct Usage {
+    bytes: ClassCounts,
+    records: ClassCounts,
 }
 
 /// The sled-backed queue. Cheap to clone; all clones share one database.
 #[derive(Debug, Clone)]
 pub struct Spool {
     db: sled::Db,
-    events: sled::Tree,
+    trees: Arc<[sled::Tree; Class::COUNT]>,
     quarantine: sled::Tree,
+    usage: Arc<Mutex<Usage>>,
+    config: SpoolConfig,
 }
 
 impl Spool {
-    /// Opens (or creates) the spool in directory `path`.
+    /// Opens (or creates) the spool in directory `path` with default settings.
     pub fn open(path: &Path) -> Result<Spool, SpoolError> {
-        let open_err = |source| SpoolError::Open { path: path.to_owned(), source };
-        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open().map_err(open_err)?;
-        let events = db.open_tree("events").map_err(open_err)?;
-        let quarantine = db.open_tree("quarantine").map_err(open_err)?;
-        Ok(Spool { db, events, quarantine })
+        Spool::open_with(path, SpoolConfig::default())
     }
 
-    /// Appends events in order and makes them durable before returning.
-    pub fn append(&self, events: &[Event]) -> Result<(), SpoolError> {
+    /// Opens (or creates) the spool in directory `path`.
+    pub fn open_with(path: &Path, config: SpoolConfig) -> Result<Spool, SpoolError> {
+        let open_err = |source| SpoolError::Open { path: path.to_owned(), source };
+        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open().map_err(open_err)?;
+        let mut trees = Vec::with_capacity(Class::COUNT);
+        let mut usage = Usage::default();
+        for class in Class::ALL {
+            let tree = db.open_tree(class.tree_name()).map_err(open_err)?;
+            for item in tree.iter() {
+                let (_, value) = item.map_err(open_err)?;
+                *usage.bytes.get_mut(class) += value.len() as u64;
+                *usage.records.get_mut(class) += 1;
+            }
+            trees.push(tree);
+        }
+        let trees: [sled::Tree; Class::COUNT] =
+            trees.try_into().map_err(|_| open_err(sled::Error::Unsupported("tree count".into())))?;
+        let quarantine = db.open_tree("quarantine").map_err(open_err)?;
+        Ok(Spool { db, trees: Arc::new(trees), quarantine, usage: Arc::new(Mutex::new(usage)), config })
+    }
+
+    fn tree(&self, class: Class) -> &sled::Tree {
+        &self.trees[class as usize]
+    }
+
+    fn usage(&self) -> std::sync::MutexGuard<'_, Usage> {
+        self.usage.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends events in order (each to its class) and makes them durable before returning,
+    /// evicting old records of evictable classes first if the size bound requires it.
+    pub fn append(&self, events: &[Event]) -> Result<AppendReport, SpoolError> {
+        let mut report = AppendReport::default();
         if events.is_empty() {
-            return Ok(());
+            return Ok(report);
         }
-        let mut batch = sled::Batch::default();
+        let mut encoded = Vec::with_capacity(events.len());
         for event in events {
-            let seq = self.db.generate_id()?;
-            batch.insert(&seq.to_be_bytes(), codec::encode(event)?);
+            encoded.push((Class::of(event.kind), record::encode(event)?));
         }
-        self.events.apply_batch(batch)?;
+        let incoming: u64 = encoded.iter().map(|(_, r)| r.len() as u64).sum();
+        // One writer at a time: eviction decisions and usage stay consistent.
+        let mut usage = self.usage();
+        let mut batches: [sled::Batch; Class::COUNT] = Default::default();
+        for (class, value) in &encoded {
+            let seq = self.db.generate_id()?;
+            batches[*class as usize].insert(&seq.to_be_bytes(), value.as_slice());
+        }
+        self.evict_for(&mut usage, incoming, &mut report)?;
+        for class in Class::ALL {
+            let batch = std::mem::take(&mut batches[class as usize]);
+            self.tree(class).apply_batch(batch)?;
+        }
+        for (class, value) in &encoded {
+            *usage.bytes.get_mut(*class) += value.len() as u64;
+            *usage.records.get_mut(*class) += 1;
+        }
+        drop(usage);
         self.db.flush()?;
+        Ok(report)
+    }
+
+    /// Drops the oldest records of evictable classes until `incoming` more bytes fit.
+    fn evict_for(&self, usage: &mut Usage, incoming: u64, report: &mut AppendReport) -> Result<(), SpoolError> {
+        for class in Class::EVICTION_ORDER {
+            while usage.bytes.total() + incoming > self.config.max_bytes {
+                let Some((_, value)) = self.tree(class).pop_min()? else { break };
+                *usage.bytes.get_mut(class) = usage.bytes.get(class).saturating_sub(value.len() as u64);
+                *usage.records.get_mut(class) = usage.records.get(class).saturating_sub(1);
+                *report.evicted.get_mut(class) += 1;
+            }
+        }
+        if report.evicted.total() > 0 {
+            tracing::warn!(evicted = ?report.evicted, max_bytes = self.config.max_bytes, "Spool full: evicted old records.");
+        }
         Ok(())
     }
 
-    /// Up to `max` of the oldest events, oldest first. Records that no longer decode are moved to
-    /// quarantine (and counted there) instead of blocking the queue.
+    /// Up to `max` of the waiting events: highest class first, oldest first within a class.
+    /// Records that fail their checksum or no longer decode are moved to quarantine (and counted
+    /// there) instead of blocking the queue.
     pub fn peek(&self, max: usize) -> Result<Vec<Spooled>, SpoolError> {
         let mut out = Vec::with_capacity(max.min(1024));
         let mut corrupt = Vec::new();
-        for item in self.events.iter() {
-            if out.len() >= max {
-                break;
-            }
-            let (key, value) = item?;
-            let Some(seq) = key_to_seq(&key) else {
-                corrupt.push((key, value, "bad key".to_owned()));
-                continue;
-            };
-            match codec::decode::<Event>(&value) {
-                Ok(event) => out.push(Spooled { seq, event }),
-                Err(e) => corrupt.push((key, value, e.to_string())),
+        for class in Class::ALL {
+            for item in self.tree(class).iter() {
+                if out.len() >= max {
+                    break;
+                }
+                let (key, value) = item?;
+                let seq = record::key_to_seq(&key);
+                match (seq, record::decode(&value)) {
+                    (Some(seq), Ok(event)) => out.push(Spooled { key: SpoolKey { class, seq }, event }),
+                    (_, Err(reason)) => corrupt.push((class, key, value, reason)),
+                    (None, Ok(_)) => corrupt.push((class, key, value, "bad key".to_owned())),
+                }
             }
         }
-        for (key, value, reason) in corrupt {
-            tracing::error!(key = ?key.as_ref(), %reason, "Undecodable spool record moved to quarantine.");
-            self.move_to_quarantine(&key, &value, &reason)?;
+        for (class, key, value, reason) in corrupt {
+            tracing::error!(class = class.as_str(), key = ?key.as_ref(), %reason, "Corrupt spool record moved to quarantine.");
+            self.move_to_quarantine(class, &key, &reason)?;
+            let _ = value;
         }
         Ok(out)
     }
 
     /// Removes events the cloud has stored.
-    pub fn ack(&self, seqs: &[u64]) -> Result<(), SpoolError> {
-        let mut batch = sled::Batch::default();
-        for seq in seqs {
-            batch.remove(&seq.to_be_bytes());
+    pub fn ack(&self, keys: &[SpoolKey]) -> Result<(), SpoolError> {
+        let mut usage = self.usage();
+        for key in keys {
+            if let Some(old) = self.tree(key.class).remove(key.seq.to_be_bytes())? {
+                *usage.bytes.get_mut(key.class) = usage.bytes.get(key.class).saturating_sub(old.len() as u64);
+                *usage.records.get_mut(key.class) = usage.records.get(key.class).saturating_sub(1);
+            }
         }
-        self.events.apply_batch(batch)?;
         Ok(())
     }
 
     /// Moves an event the cloud refused aside, with the reason, so it stops blocking the queue but is
     /// kept for an operator.
-    pub fn quarantine(&self, seq: u64, reason: &str) -> Result<(), SpoolError> {
-        let key = seq.to_be_bytes();
-        if let Some(value) = self.events.get(key)? {
-            self.move_to_quarantine(&key, &value, reason)?;
-        }
-        Ok(())
+    pub fn quarantine(&self, key: SpoolKey, reason: &str) -> Result<(), SpoolError> {
+        self.move_to_quarantine(key.class, &key.seq.to_be_bytes(), reason)
     }
 
-    fn move_to_quarantine(&self, key: &[u8], value: &[u8], reason: &str) -> Result<(), SpoolError> {
-        let mut record = Vec::with_capacity(reason.len() + 1 + value.len());
+    fn move_to_quarantine(&self, class: Class, key: &[u8], reason: &str) -> Result<(), SpoolError> {
+        let mut usage = self.usage();
+        let Some(value) = self.tree(class).remove(key)? else { return Ok(()) };
+        *usage.bytes.get_mut(class) = usage.bytes.get(class).saturating_sub(value.len() as u64);
+        *usage.records.get_mut(class) = usage.records.get(class).saturating_sub(1);
+        drop(usage);
+        let mut record = Vec::with_capacity(reason.len() + 2 + value.len());
+        record.push(class as u8);
         record.extend_from_slice(reason.as_bytes());
         record.push(0);
-        record.extend_from_slice(value);
-        self.quarantine.insert(key, record)?;
-        self.events.remove(key)?;
+        record.extend_from_slice(&value);
+        self.quarantine.insert(self.db.generate_id()?.to_be_bytes(), record)?;
         self.db.flush()?;
         Ok(())
     }
 
     /// Events waiting to be sent.
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.usage().records.total() as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.len() == 0
     }
 
-    /// Records kept aside (refused by the cloud or undecodable).
+    /// Waiting events per class.
+    pub fn depth(&self) -> ClassCounts {
+        self.usage().records
+    }
+
+    /// Stored bytes (record values) of waiting events.
+    pub fn bytes(&self) -> u64 {
+        self.usage().bytes.total()
+    }
+
+    /// Records kept aside (refused by the cloud or corrupt).
     pub fn quarantined(&self) -> usize {
         self.quarantine.len()
     }
@@ -154,17 +279,16 @@ impl Spool {
         Ok(())
     }
 
-    /// Test hook: writes raw bytes as if they were an event record (to simulate corruption).
+    /// Test hook: writes raw bytes as if they were a record of `class` (to simulate corruption).
     #[doc(hidden)]
-    pub fn insert_raw_for_test(&self, bytes: &[u8]) -> Result<u64, SpoolError> {
+    pub fn insert_raw_for_test(&self, class: Class, bytes: &[u8]) -> Result<u64, SpoolError> {
         let seq = self.db.generate_id()?;
-        self.events.insert(seq.to_be_bytes(), bytes)?;
+        self.tree(class).insert(seq.to_be_bytes(), bytes)?;
+        let mut usage = self.usage();
+        *usage.bytes.get_mut(class) += bytes.len() as u64;
+        *usage.records.get_mut(class) += 1;
         Ok(seq)
     }
-}
-
-fn key_to_seq(key: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(key.try_into().ok()?))
 }
 
 #[cfg(test)]
