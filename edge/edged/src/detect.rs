@@ -71,6 +71,9 @@ impl DetectStage {
             match self.spool.append(events) {
                 Ok(report) => {
                     self.stats.events_created.fetch_add(events.len() as u64, Relaxed);
+                    for e in events {
+                        tracing::debug!(id = %e.id, kind = %e.kind, source = %e.source.id, "Event spooled.");
+                    }
                     if report.evicted.total() > 0 {
                         self.eviction.record(report.evicted);
                     }

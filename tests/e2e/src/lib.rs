@@ -10,6 +10,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+mod proxy;
+pub use proxy::WanProxy;
 use serde_json::Value;
 use test_support::{ChildGuard, PgCluster, fixtures_dir, free_port, workspace_bin};
 
@@ -37,6 +40,8 @@ pub struct Site {
     pub edge: Option<ChildGuard>,
     /// PEM of the private CA that signed the cloud's certificate, when the cloud serves HTTPS.
     pub tls: Option<TlsFiles>,
+    pub wan: Option<WanProxy>,
+    analyze_fps: f64,
     http: reqwest::blocking::Client,
 }
 
@@ -47,6 +52,8 @@ pub struct SiteOptions {
     pub analyze_fps: f64,
     /// Serve the cloud over HTTPS with a certificate from a private CA the edge is told to trust.
     pub tls: bool,
+    /// Route the edge's uplink through a [`WanProxy`] the test can cut.
+    pub wan_proxy: bool,
 }
 
 /// A private CA and a certificate it signed for 127.0.0.1.
@@ -101,7 +108,7 @@ impl Site {
     /// Starts PostgreSQL and the cloud, provisions a tenant/site/edge, then starts the camera and
     /// the edge.
     pub fn start(analyze_fps: f64) -> anyhow::Result<Site> {
-        Site::start_with(SiteOptions { analyze_fps, tls: false })
+        Site::start_with(SiteOptions { analyze_fps, tls: false, wan_proxy: false })
     }
 
     pub fn start_with(opts: SiteOptions) -> anyhow::Result<Site> {
@@ -132,10 +139,15 @@ impl Site {
             camera: None,
             edge: None,
             tls,
+            wan: None,
+            analyze_fps: opts.analyze_fps,
             http,
         };
         site.ids = site.provision()?;
         site.start_cloud()?;
+        if opts.wan_proxy {
+            site.wan = Some(WanProxy::start(site.cloud_port)?);
+        }
         site.start_camera()?;
         site.start_edge(opts.analyze_fps)?;
         Ok(site)
@@ -176,6 +188,13 @@ impl Site {
     pub fn cloud_url(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         format!("{scheme}://127.0.0.1:{}", self.cloud_port)
+    }
+
+    /// The cloud URL as the edge sees it (through the WAN proxy when there is one).
+    fn edge_cloud_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let port = self.wan.as_ref().map_or(self.cloud_port, |w| w.port);
+        format!("{scheme}://127.0.0.1:{port}")
     }
 
     /// Starts (or restarts) the cloud on its port and waits until it is healthy.
@@ -261,7 +280,7 @@ analyze_fps = {analyze_fps}
 "#,
                 tenant = self.ids.tenant_id,
                 site = self.ids.site_id,
-                cloud = self.cloud_url(),
+                cloud = self.edge_cloud_url(),
                 ca = self.tls.as_ref().map(|t| format!("ca_cert = \"{}\"\n", t.ca.display())).unwrap_or_default(),
                 spool = spool.display(),
                 status = self.status_port,
@@ -272,9 +291,33 @@ analyze_fps = {analyze_fps}
             ),
         )?;
         let mut cmd = Command::new(workspace_bin("vigil-edge"));
-        cmd.arg("--config").arg(&config).env("VIGIL_EDGE_TOKEN", &self.ids.edge_token);
+        cmd.arg("--config")
+            .arg(&config)
+            .env("VIGIL_EDGE_TOKEN", &self.ids.edge_token)
+            .env("RUST_LOG", "info,edged::detect=debug,ort=warn");
         self.edge = Some(ChildGuard::spawn_logged("edge", &mut cmd, self.logs())?);
         self.wait_for("edge status endpoint", Duration::from_secs(30), |s| Ok(s.edge_status().is_ok()))
+    }
+
+    /// Kills the edge abruptly (SIGKILL), as a crash or a power cut to the process would.
+    pub fn kill_edge(&mut self) {
+        if let Some(mut e) = self.edge.take() {
+            e.kill();
+        }
+    }
+
+    /// Starts the edge again with the same configuration and spool.
+    pub fn restart_edge(&mut self) -> anyhow::Result<()> {
+        self.start_edge(self.analyze_fps)
+    }
+
+    /// Ids of the events the edge confirmed as durably spooled, from its own log (all incarnations).
+    pub fn edge_spooled_ids(&self) -> Vec<String> {
+        let log = std::fs::read_to_string(self.dir.path().join("edge.log")).unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains("Event spooled."))
+            .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("id=")).map(str::to_owned))
+            .collect()
     }
 
     /// Stops the edge gracefully (SIGTERM) and waits for it to exit.
