@@ -8,6 +8,10 @@
 pub mod backoff;
 pub mod detections;
 pub mod frame;
+pub mod geometry;
+pub mod motion;
+pub mod scene;
+pub mod track;
 
 pub use backoff::Backoff;
 pub use detections::{ClassRule, Detected, EventContext, detections_to_events};

@@ -1,0 +1,260 @@
+//! Multi-object tracking: IoU association with constant-velocity prediction (SORT-style, without
+//! the Kalman filter), stable ids, and lifecycle outputs instead of one event per frame.
+
+use vigil_proto::Timestamp;
+
+use crate::Detected;
+use crate::geometry::{Point, Rect};
+
+#[derive(Debug, Clone, Copy)]
+pub struct TrackerConfig {
+    /// Minimum IoU between a prediction and a detection to associate them.
+    pub iou_match: f32,
+    /// Detections needed before a track is confirmed (and reported).
+    pub min_hits: u32,
+    /// A track not seen for this long (microseconds) ends.
+    pub max_age_us: i64,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig { iou_match: 0.2, min_hits: 2, max_age_us: 2_000_000 }
+    }
+}
+
+/// What is known of one tracked object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Track {
+    pub id: u64,
+    pub class_id: u32,
+    pub rect: Rect,
+    pub best_score: f32,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub hits: u32,
+    /// Velocity of the box origin, normalised units per second.
+    velocity: (f32, f32),
+}
+
+impl Track {
+    fn predict(&self, now: Timestamp) -> Rect {
+        let dt = (now.0 - self.last_seen.0) as f32 / 1e6;
+        Rect { x: self.rect.x + self.velocity.0 * dt, y: self.rect.y + self.velocity.1 * dt, ..self.rect }
+    }
+
+    pub fn confirmed(&self, cfg: &TrackerConfig) -> bool {
+        self.hits >= cfg.min_hits
+    }
+}
+
+/// Lifecycle output of one update.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrackUpdate {
+    /// A track was confirmed: a new object is in view.
+    Started(Track),
+    /// A confirmed track moved; `from`/`to` are its foot points (bottom centre).
+    Moved { track: Track, from: Point, to: Point },
+    /// A confirmed track was not seen for `max_age`: the object left.
+    Ended(Track),
+}
+
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    cfg: TrackerConfig,
+    tracks: Vec<Track>,
+    next_id: u64,
+}
+
+fn rect_of(d: &Detected) -> Rect {
+    Rect { x: d.x, y: d.y, w: d.w, h: d.h }
+}
+
+impl Tracker {
+    pub fn new(cfg: TrackerConfig) -> Tracker {
+        Tracker { cfg, tracks: Vec::new(), next_id: 1 }
+    }
+
+    /// Live tracks (confirmed or not).
+    pub fn tracks(&self) -> &[Track] {
+        &self.tracks
+    }
+
+    /// Feeds the detections of one analysed frame taken at `now`.
+    pub fn update(&mut self, now: Timestamp, detections: &[Detected]) -> Vec<TrackUpdate> {
+        let mut out = Vec::new();
+        // Greedy association by IoU between predictions and detections of the same class.
+        let predictions: Vec<Rect> = self.tracks.iter().map(|t| t.predict(now)).collect();
+        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+        for (ti, t) in self.tracks.iter().enumerate() {
+            for (di, d) in detections.iter().enumerate() {
+                if d.class_id != t.class_id {
+                    continue;
+                }
+                let iou = predictions[ti].iou(&rect_of(d));
+                if iou >= self.cfg.iou_match {
+                    pairs.push((iou, ti, di));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut track_used = vec![false; self.tracks.len()];
+        let mut det_used = vec![false; detections.len()];
+        for (_, ti, di) in pairs {
+            if track_used[ti] || det_used[di] {
+                continue;
+            }
+            track_used[ti] = true;
+            det_used[di] = true;
+            let d = &detections[di];
+            let t = &mut self.tracks[ti];
+            let was_confirmed = t.hits >= self.cfg.min_hits;
+            let new = rect_of(d);
+            let dt = (now.0 - t.last_seen.0) as f32 / 1e6;
+            if dt > 0.0 {
+                let v = ((new.x - t.rect.x) / dt, (new.y - t.rect.y) / dt);
+                // The first measured step sets the velocity; later ones smooth it.
+                t.velocity =
+                    if t.hits == 1 { v } else { (0.3 * t.velocity.0 + 0.7 * v.0, 0.3 * t.velocity.1 + 0.7 * v.1) };
+            }
+            let from = t.rect.foot();
+            t.rect = new;
+            t.last_seen = now;
+            t.hits += 1;
+            t.best_score = t.best_score.max(d.score);
+            if !was_confirmed && t.hits >= self.cfg.min_hits {
+                out.push(TrackUpdate::Started(t.clone()));
+            } else if was_confirmed {
+                out.push(TrackUpdate::Moved { track: t.clone(), from, to: new.foot() });
+            }
+        }
+        // Tracks not seen for too long end.
+        let max_age = self.cfg.max_age_us;
+        let min_hits = self.cfg.min_hits;
+        self.tracks.retain(|t| {
+            let alive = now.0 - t.last_seen.0 <= max_age;
+            if !alive && t.hits >= min_hits {
+                out.push(TrackUpdate::Ended(t.clone()));
+            }
+            alive
+        });
+        // Unmatched detections start tentative tracks.
+        for (di, d) in detections.iter().enumerate() {
+            if det_used[di] {
+                continue;
+            }
+            let track = Track {
+                id: self.next_id,
+                class_id: d.class_id,
+                rect: rect_of(d),
+                best_score: d.score,
+                first_seen: now,
+                last_seen: now,
+                hits: 1,
+                velocity: (0.0, 0.0),
+            };
+            self.next_id += 1;
+            if self.cfg.min_hits <= 1 {
+                out.push(TrackUpdate::Started(track.clone()));
+            }
+            self.tracks.push(track);
+        }
+        out
+    }
+
+    /// Ends every track (camera stopped or shutdown).
+    pub fn finish(&mut self) -> Vec<TrackUpdate> {
+        let min_hits = self.cfg.min_hits;
+        self.tracks.drain(..).filter(|t| t.hits >= min_hits).map(TrackUpdate::Ended).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(class_id: u32, x: f32, y: f32) -> Detected {
+        Detected { class_id, score: 0.8, x, y, w: 0.1, h: 0.3 }
+    }
+
+    /// Summarises updates as `S<id>`, `M<id>`, `E<id>`.
+    fn summary(updates: &[TrackUpdate]) -> Vec<String> {
+        updates
+            .iter()
+            .map(|u| match u {
+                TrackUpdate::Started(t) => format!("S{}", t.id),
+                TrackUpdate::Moved { track, .. } => format!("M{}", track.id),
+                TrackUpdate::Ended(t) => format!("E{}", t.id),
+            })
+            .collect()
+    }
+
+    #[track_caller]
+    fn check(frames: &[(i64, Vec<Detected>)], expect: &[&[&str]]) {
+        let mut tracker = Tracker::new(TrackerConfig::default());
+        let got: Vec<Vec<String>> =
+            frames.iter().map(|(ms, d)| summary(&tracker.update(Timestamp(ms * 1000), d))).collect();
+        let expect: Vec<Vec<String>> = expect.iter().map(|f| f.iter().map(|s| s.to_string()).collect()).collect();
+        assert_eq!(got, expect);
+    }
+
+    #[test]
+    fn a_walking_person_keeps_one_id() {
+        check(
+            &[
+                (0, vec![det(0, 0.10, 0.3)]),
+                (500, vec![det(0, 0.13, 0.3)]),
+                (1000, vec![det(0, 0.16, 0.3)]),
+                (1500, vec![det(0, 0.19, 0.3)]),
+            ],
+            &[&[], &["S1"], &["M1"], &["M1"]],
+        );
+    }
+
+    #[test]
+    fn a_single_false_positive_is_never_reported() {
+        check(&[(0, vec![det(0, 0.5, 0.5)]), (500, vec![]), (3000, vec![])], &[&[], &[], &[]]);
+    }
+
+    #[test]
+    fn a_missed_frame_does_not_split_the_track_but_a_long_absence_ends_it() {
+        check(
+            &[
+                (0, vec![det(0, 0.10, 0.3)]),
+                (500, vec![det(0, 0.12, 0.3)]),
+                (1000, vec![]),
+                (1500, vec![det(0, 0.16, 0.3)]),
+                (4000, vec![]),
+            ],
+            &[&[], &["S1"], &[], &["M1"], &["E1"]],
+        );
+    }
+
+    #[test]
+    fn two_people_crossing_paths_keep_their_ids_thanks_to_prediction() {
+        // Person 1 walks right, person 2 walks left; they overlap in the middle frame.
+        let frames = vec![
+            (0, vec![det(0, 0.30, 0.3), det(0, 0.60, 0.3)]),
+            (500, vec![det(0, 0.36, 0.3), det(0, 0.54, 0.3)]),
+            (1000, vec![det(0, 0.42, 0.3), det(0, 0.48, 0.3)]),
+            (1500, vec![det(0, 0.48, 0.3), det(0, 0.42, 0.3)]),
+            (2000, vec![det(0, 0.54, 0.3), det(0, 0.36, 0.3)]),
+        ];
+        let mut tracker = Tracker::new(TrackerConfig::default());
+        for (ms, d) in &frames {
+            tracker.update(Timestamp(ms * 1000), d);
+        }
+        let mut t: Vec<(u64, f32)> = tracker.tracks().iter().map(|t| (t.id, t.rect.x)).collect();
+        t.sort_by_key(|(id, _)| *id);
+        assert_eq!(t.len(), 2);
+        assert!((t[0].1 - 0.54).abs() < 1e-6, "track 1 continued to the right: {t:?}");
+        assert!((t[1].1 - 0.36).abs() < 1e-6, "track 2 continued to the left: {t:?}");
+    }
+
+    #[test]
+    fn classes_never_share_a_track() {
+        check(
+            &[(0, vec![det(0, 0.1, 0.3)]), (500, vec![det(2, 0.1, 0.3)]), (1000, vec![det(2, 0.1, 0.3)])],
+            &[&[], &[], &["S2"]],
+        );
+    }
+}
