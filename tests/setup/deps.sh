@@ -11,6 +11,8 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   # cloud database (started locally by the scripts, never as a system service)
   postgresql-15 postgresql-client-15
+  # MQTT: real clients for the broker/ACL tests, and Mosquitto as the benchmark peer
+  mosquitto mosquitto-clients
   # real media fixtures: CCTV footage and a photo
   opencv-doc python3-skimage
   python3 python3-pip python3-yaml curl ca-certificates

@@ -28,7 +28,13 @@ pub enum ApiError {
     BadRequest { message: Cow<'static, str>, details: Option<Value> },
     /// 401 `UNAUTHORIZED`: missing, malformed, unknown or revoked credential.
     Unauthorized(&'static str),
-    /// 404 `NOT_FOUND`: no such route or resource.
+    /// 403 `FORBIDDEN`: authenticated, but the role is below `required`.
+    Forbidden { required: cloud_store::Role },
+    /// 409 `CONFLICT`: something with the same `field` exists.
+    Conflict { field: Cow<'static, str> },
+    /// 429 `RATE_LIMITED`: too many requests; retry after the given time (also `Retry-After`).
+    TooManyRequests { retry_after: std::time::Duration },
+    /// 404 `NOT_FOUND`: no such route or resource (also another tenant's resource).
     NotFound,
     /// 405 `METHOD_NOT_ALLOWED`.
     MethodNotAllowed,
@@ -75,6 +81,20 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, "BAD_REQUEST", message.to_string(), details.clone())
             }
             ApiError::Unauthorized(message) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", (*message).to_owned(), None),
+            ApiError::Forbidden { required } => (
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+                format!("this action needs the {required} role or higher"),
+                Some(json!({ "required_role": required.as_str() })),
+            ),
+            ApiError::Conflict { field } => conflict(field),
+            ApiError::Store(StoreError::Conflict { field }) => conflict(field),
+            ApiError::TooManyRequests { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                "too many requests; retry later".to_owned(),
+                Some(json!({ "retry_after_seconds": retry_after_secs(*retry_after) })),
+            ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND", "no such resource".to_owned(), None),
             ApiError::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "method not allowed here".to_owned(), None)
@@ -125,6 +145,9 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let ApiError::TooManyRequests { retry_after } = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(*retry_after)));
+        }
         let cause = match self {
             ApiError::Store(e) if status.is_server_error() => Some(chain(&e)),
             ApiError::Internal(e) => Some(chain(&*e)),
@@ -135,6 +158,15 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+fn conflict(field: &str) -> (StatusCode, &'static str, String, Option<Value>) {
+    (StatusCode::CONFLICT, "CONFLICT", format!("`{field}` is already taken"), Some(json!({ "field": field })))
+}
+
+/// Whole seconds, rounded up, at least 1.
+fn retry_after_secs(d: std::time::Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }
 
 /// The hidden cause of a 5xx response, for [`log_errors`].

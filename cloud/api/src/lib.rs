@@ -7,12 +7,17 @@
 //! - Handlers are thin: they authenticate (see [`extract`]), validate, call one `cloud_store`
 //!   function scoped by the caller's tenant, and shape the response.
 //! - Every response is either a JSON envelope (see [`response`] and [`error`]), the CBOR
-//!   acknowledgement of the ingest endpoint, or the literal health document.
+//!   acknowledgement of the ingest endpoint, the literal health document, the JWKS, the OpenAPI
+//!   document and its docs page, or the CSV export of events.
+//! - A role check precedes every change ([`extract::AuthUser::require`]); another tenant's id is a
+//!   404 like a missing one.
 //! - Internal error text never reaches a client; it is logged in the request span.
 //! - Every response carries the security headers of [`SECURITY_HEADERS`].
 
+pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod response;
 pub mod routes;
 pub mod server;
@@ -22,8 +27,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -55,11 +61,24 @@ pub fn app(state: AppState) -> Router {
         .layer(hsts)
         .layer(axum::middleware::from_fn(error::log_errors))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT));
+    let cors = (!state.cors_origins.is_empty()).then(|| cors(&state.cors_origins));
     routes::router()
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(layers)
+        .layer(tower::util::option_layer(cors))
         .with_state(state)
+}
+
+/// The seed's CORS policy for the configured origins: credentials allowed, methods GET, POST, PUT,
+/// DELETE, request headers Authorization and Content-Type.
+fn cors(origins: &[HeaderValue]) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(600))
 }
 
 /// The span every request runs in; `tenant` is filled in by the auth extractors.

@@ -11,11 +11,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::http::HeaderValue;
 use clap::{Args, Parser, Subcommand};
 use cloud_api::AppState;
+use cloud_api::auth::password::check_new_password;
+use cloud_api::auth::{AuthConfig, HashCost, PasswordHasher};
 use cloud_api::error::chain;
 use cloud_api::server::{connect_with_retry, load_tls, maintain_partitions, serve, serve_tls};
-use cloud_store::{Store, StoreError};
+use cloud_store::{NewUser, Role, Store, StoreError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -52,6 +55,62 @@ enum Command {
     /// Create (or reuse) a tenant and site, create an edge (or rotate its token) and issue an API
     /// key; print them as one line of JSON on stdout.
     Provision(ProvisionArgs),
+    /// Create a user (by default the admin of a tenant, created when missing); the password is
+    /// read from $VIGIL_USER_PASSWORD, never from a flag. Prints one line of JSON.
+    CreateUser(CreateUserArgs),
+}
+
+#[derive(Debug, Args)]
+struct CreateUserArgs {
+    /// Tenant name; created when missing.
+    #[arg(long)]
+    tenant: String,
+    /// Login email (unique across tenants).
+    #[arg(long)]
+    email: String,
+    /// Username (unique within the tenant); defaults to the email's local part.
+    #[arg(long)]
+    username: Option<String>,
+    /// Role: superuser, admin, security, user or viewer.
+    #[arg(long, default_value = "admin")]
+    role: String,
+}
+
+#[derive(Debug, Args)]
+struct AuthArgs {
+    /// Lifetime of access tokens (JWT), in seconds.
+    #[arg(long, env = "VIGIL_ACCESS_TOKEN_TTL", default_value_t = 900)]
+    access_token_ttl: u64,
+    /// Lifetime of refresh tokens, in seconds (each refresh issues a fresh one).
+    #[arg(long, env = "VIGIL_REFRESH_TOKEN_TTL", default_value_t = 7 * 24 * 3600)]
+    refresh_token_ttl: u64,
+    /// Requests per minute per client IP and account on the auth endpoints.
+    #[arg(long, env = "VIGIL_AUTH_RATE_PER_MINUTE", default_value_t = 10)]
+    auth_rate_per_minute: u32,
+    /// Rate-limit by the last X-Forwarded-For address instead of the peer's (only behind a proxy
+    /// that appends it).
+    #[arg(long, env = "VIGIL_TRUST_X_FORWARDED_FOR")]
+    trust_x_forwarded_for: bool,
+}
+
+impl AuthArgs {
+    fn config(&self) -> Result<AuthConfig, ConfigError> {
+        if self.access_token_ttl == 0 || self.refresh_token_ttl < self.access_token_ttl {
+            return Err(ConfigError(
+                "token lifetimes must be positive and the refresh one at least the access one".into(),
+            ));
+        }
+        if self.auth_rate_per_minute == 0 {
+            return Err(ConfigError("--auth-rate-per-minute must be at least 1".into()));
+        }
+        Ok(AuthConfig {
+            access_ttl: Duration::from_secs(self.access_token_ttl),
+            refresh_ttl: Duration::from_secs(self.refresh_token_ttl),
+            auth_rate_per_minute: self.auth_rate_per_minute,
+            trust_forwarded_for: self.trust_x_forwarded_for,
+            ..AuthConfig::default()
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +125,12 @@ struct ServeArgs {
     /// PEM private key matching --tls-cert.
     #[arg(long, env = "VIGIL_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    auth: AuthArgs,
+    /// Browser origins allowed by CORS, comma-separated (e.g. https://dashboard.example.com);
+    /// none by default.
+    #[arg(long, env = "VIGIL_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +187,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Provision(args) => run_provision(&url, args).await,
+        Command::CreateUser(args) => run_create_user(&url, args).await,
     }
 }
 
@@ -136,6 +202,8 @@ async fn run_serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(load_tls(cert, key).map_err(|e| ConfigError(e.to_string()))?),
         _ => None,
     };
+    let auth = args.auth.config()?;
+    let cors_origins = cors_origins(&args.cors_origins)?;
     let store = connect_and_migrate(url).await?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr().context("cannot read the listening address")?;
@@ -147,7 +215,10 @@ async fn run_serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
 
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, scheme, "listening on {addr}");
-    let state = AppState::new(store.clone());
+    let state = AppState::build(store.clone(), auth)
+        .await
+        .context("cannot prepare authentication")?
+        .with_cors_origins(cors_origins);
     let server = async {
         match tls {
             Some(tls) => serve_tls(listener, tls, state, cancel.clone()).await,
@@ -184,6 +255,50 @@ async fn run_provision(url: &str, args: ProvisionArgs) -> anyhow::Result<()> {
         "api_key": p.api_key,
     });
     println!("{line}");
+    store.close().await;
+    Ok(())
+}
+
+/// Checks CORS origins: `http(s)://host[:port]`, no path, no wildcard.
+fn cors_origins(origins: &[String]) -> Result<Vec<HeaderValue>, ConfigError> {
+    origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .map(|origin| {
+            let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+            match rest {
+                Some(host) if !host.is_empty() && !host.contains(['/', '*', ' ']) => {
+                    HeaderValue::from_str(origin).map_err(|_| ConfigError(format!("invalid CORS origin {origin:?}")))
+                }
+                _ => Err(ConfigError(format!("invalid CORS origin {origin:?}: expected http(s)://host[:port]"))),
+            }
+        })
+        .collect()
+}
+
+async fn run_create_user(url: &str, args: CreateUserArgs) -> anyhow::Result<()> {
+    let role = Role::parse(&args.role).ok_or_else(|| ConfigError(format!("unknown role {:?}", args.role)))?;
+    let password = std::env::var("VIGIL_USER_PASSWORD")
+        .map_err(|_| ConfigError("$VIGIL_USER_PASSWORD must hold the new user's password".into()))?;
+    check_new_password(&password, &args.email).map_err(|m| ConfigError(format!("password {m}")))?;
+    let username = args.username.clone().unwrap_or_else(|| args.email.split('@').next().unwrap_or_default().to_owned());
+    let store = connect_and_migrate(url).await?;
+    let hasher = PasswordHasher::new(HashCost::OWASP)?;
+    let hash = hasher.hash(password).await?;
+    let new = NewUser {
+        email: &args.email,
+        username: &username,
+        password_hash: &hash,
+        full_name: None,
+        role,
+        site_ids: None,
+    };
+    let user = store.create_user_in_tenant_named(&args.tenant, &new).await.context("cannot create the user")?;
+    println!(
+        "{}",
+        serde_json::json!({ "tenant_id": user.tenant_id.as_uuid(), "user_id": user.id, "role": role.as_str() })
+    );
     store.close().await;
     Ok(())
 }
@@ -226,7 +341,7 @@ fn exit_code(error: &anyhow::Error) -> ExitCode {
         cause.is::<ConfigError>()
             || matches!(
                 cause.downcast_ref::<StoreError>(),
-                Some(StoreError::InvalidUrl { .. } | StoreError::Invalid { .. })
+                Some(StoreError::InvalidUrl { .. } | StoreError::Invalid { .. } | StoreError::Conflict { .. })
             )
     });
     ExitCode::from(if config { EXIT_CONFIG } else { 1 })

@@ -27,7 +27,9 @@ const MAX_RETRY_PAUSE: Duration = Duration::from_secs(4);
 
 /// Serves the API on `listener` until `cancel` fires, then drains in-flight requests.
 pub async fn serve(listener: TcpListener, state: AppState, cancel: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(cancel.cancelled_owned()).await
+    axum::serve(listener, app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await
 }
 
 /// Loads a PEM certificate chain and private key into a rustls server configuration
@@ -76,7 +78,7 @@ pub async fn serve_tls(
     });
     axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, RustlsConfig::from_config(tls))?
         .handle(handle)
-        .serve(app(state).into_make_service())
+        .serve(app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
         .await
 }
 

@@ -19,6 +19,12 @@ pub enum StoreError {
     /// A query failed for another reason (constraint, permissions, a bug).
     #[error("database query failed")]
     Query(#[source] sqlx::Error),
+    /// A uniqueness constraint refused the write: something with the same `field` exists.
+    #[error("{field} already exists")]
+    Conflict {
+        /// Which field collides (e.g. `email`, `name`).
+        field: &'static str,
+    },
     /// An argument was rejected before reaching the database (e.g. an empty name when provisioning).
     #[error("invalid {field}: {reason}")]
     Invalid {
@@ -45,8 +51,34 @@ impl StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> StoreError {
-        if is_unavailable(&error) { StoreError::Unavailable(error) } else { StoreError::Query(error) }
+        if is_unavailable(&error) {
+            return StoreError::Unavailable(error);
+        }
+        // 22021 / 22P05: text or jsonb holding U+0000, which PostgreSQL cannot store. The input's
+        // fault, not ours: callers validate fields, this is the net for what they let through.
+        if let sqlx::Error::Database(db) = &error
+            && matches!(db.code().as_deref(), Some("22021" | "22P05"))
+        {
+            return StoreError::Invalid { field: "body", reason: "contains a NUL character".into() };
+        }
+        StoreError::Query(error)
     }
+}
+
+/// Maps a unique violation of one of `constraints` (name, field) to [`StoreError::Conflict`].
+pub(crate) fn on_unique(error: sqlx::Error, constraints: &[(&str, &'static str)]) -> StoreError {
+    if let sqlx::Error::Database(db) = &error
+        && db.code().as_deref() == Some("23505")
+        && let Some((_, field)) = constraints.iter().find(|(name, _)| Some(*name) == db.constraint())
+    {
+        return StoreError::Conflict { field };
+    }
+    StoreError::from(error)
+}
+
+/// A foreign key violation (a referenced row, e.g. a site, does not exist or is another tenant's).
+pub(crate) fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23503"))
 }
 
 /// Connection-level failures, as opposed to a query the server refused.

@@ -6,8 +6,8 @@
 //!   another tenant or site is rejected, never re-scoped.
 //! - Ingest is idempotent on `(occurred_at, id)`: the first copy is `Stored`, every later copy
 //!   (in the same batch or a later one) is `Duplicate`, and there is one row.
-//! - A whole batch is one `INSERT .. SELECT FROM UNNEST(..) ON CONFLICT DO NOTHING`: one round
-//!   trip and one (implicit) transaction, so either every accepted event of the batch is stored or
+//! - A whole batch is one `INSERT .. SELECT FROM UNNEST(..) ON CONFLICT DO NOTHING` in one
+//!   tenant transaction (row-level security checks every row's tenant too), so either every accepted event of the batch is stored or
 //!   none is and the call fails.
 //! - Listing is scoped by tenant, ordered by `(occurred_at, id)` descending, and paginated by
 //!   keyset: a page never repeats or skips a row that existed when the first page was read.
@@ -37,6 +37,10 @@ pub struct EventQuery {
     pub limit: u32,
     /// Continue after this position (the previous page's [`Page::next_cursor`]).
     pub cursor: Option<EventCursor>,
+    /// Only events of these sites (a caller's site scope); `None` for all.
+    pub within_sites: Option<Vec<Uuid>>,
+    /// Only events of one of these kinds; `None` for all.
+    pub kinds: Option<Vec<EventKind>>,
 }
 
 impl EventQuery {
@@ -48,7 +52,16 @@ impl EventQuery {
 
 impl Default for EventQuery {
     fn default() -> Self {
-        EventQuery { site: None, kind: None, from: None, to: None, limit: Self::DEFAULT_LIMIT, cursor: None }
+        EventQuery {
+            site: None,
+            kind: None,
+            from: None,
+            to: None,
+            limit: Self::DEFAULT_LIMIT,
+            cursor: None,
+            within_sites: None,
+            kinds: None,
+        }
     }
 }
 
@@ -124,6 +137,7 @@ impl Store {
         }
 
         if !columns.ids.is_empty() {
+            let mut tx = self.tenant_tx(edge.tenant_id).await?;
             let inserted: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(INSERT_EVENTS)
                 .bind(edge.tenant_id.as_uuid())
                 .bind(edge.site_id)
@@ -135,8 +149,9 @@ impl Store {
                 .bind(&columns.kinds)
                 .bind(&columns.occurred_at)
                 .bind(&columns.payloads)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await?;
+            tx.commit().await?;
             let mut stored = 0usize;
             for (id, occurred_at) in inserted {
                 if let Some(&index) = first.get(&(occurred_at.timestamp_micros(), id)) {
@@ -163,6 +178,13 @@ impl Store {
         if let Some(site) = query.site {
             sql.push(" AND site_id = ").push_bind(site);
         }
+        if let Some(sites) = &query.within_sites {
+            sql.push(" AND site_id = ANY(").push_bind(sites.clone()).push(")");
+        }
+        if let Some(kinds) = &query.kinds {
+            let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+            sql.push(" AND kind = ANY(").push_bind(kinds).push(")");
+        }
         if let Some(kind) = query.kind {
             sql.push(" AND kind = ").push_bind(kind.as_str());
         }
@@ -179,7 +201,9 @@ impl Store {
         // One extra row tells whether another page follows.
         sql.push(" ORDER BY occurred_at DESC, id DESC LIMIT ").push_bind(i64::from(limit) + 1);
 
-        let mut items: Vec<StoredEvent> = sql.build_query_as().fetch_all(&self.pool).await?;
+        let mut tx = self.tenant_tx(tenant).await?;
+        let mut items: Vec<StoredEvent> = sql.build_query_as().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|e| EventCursor { occurred_at: e.occurred_at, id: e.id })
@@ -187,6 +211,34 @@ impl Store {
             None
         };
         Ok(Page { items, next_cursor })
+    }
+}
+
+impl Store {
+    /// One of the tenant's events (within `sites`) by id. Event ids are UUIDv7 whose time part is
+    /// when the event happened, so the search is limited to the partitions a day either side.
+    pub async fn event(
+        &self,
+        tenant: TenantId,
+        sites: crate::SiteScope<'_>,
+        id: Uuid,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let Some((secs, nanos)) = id.get_timestamp().map(|t| t.to_unix()) else { return Ok(None) };
+        let Some(at) = DateTime::<Utc>::from_timestamp(i64::try_from(secs).unwrap_or(i64::MAX), nanos) else {
+            return Ok(None);
+        };
+        let day = chrono::Duration::days(1);
+        let mut tx = self.tenant_tx(tenant).await?;
+        let mut sql = QueryBuilder::<Postgres>::new(SELECT_EVENTS);
+        sql.push_bind(tenant.as_uuid());
+        sql.push(" AND id = ").push_bind(id);
+        sql.push(" AND occurred_at >= ").push_bind(at - day).push(" AND occurred_at < ").push_bind(at + day);
+        if let Some(sites) = sites {
+            sql.push(" AND site_id = ANY(").push_bind(sites.to_vec()).push(")");
+        }
+        let event = sql.build_query_as().fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(event)
     }
 }
 

@@ -3,22 +3,32 @@
 //! Architecture invariants:
 //! - Every query that reads tenant data takes the tenant as its first argument ([`TenantId`], or an
 //!   [`EdgeIdentity`] that carries it) and filters on it here, in the store, never only in handlers.
-//!   The only unscoped lookups are the credential checks ([`Store::edge_by_token`],
-//!   [`Store::api_key_tenant`]) that *produce* a tenant.
+//!   The only unscoped lookups are the ones that *produce* a tenant: credential checks
+//!   ([`Store::edge_by_token`], [`Store::api_key_tenant`]), login by email, refresh and reset tokens.
 //! - Credentials are stored only as SHA-256 hashes; the bearer strings exist once, in the
-//!   [`Provisioned`] value returned to the operator.
+//!   [`Provisioned`] or [`IssuedRefresh`] value returned to the caller.
 //! - Ingest is idempotent: an event is keyed by `(occurred_at, id)`, and a replay is acknowledged
 //!   as [`vigil_proto::AckStatus::Duplicate`] without a second row.
+//! - Tenant isolation is enforced by PostgreSQL row-level security as well: every query runs in a
+//!   tenant transaction (`SET LOCAL ROLE vigil_app` + `vigil.tenant_id`) or, for the few lookups that
+//!   find the tenant, a system transaction (see `scope`).
 //! - Queries are runtime-checked (`sqlx::query`, no `query!`), so building needs no database.
 //!
 //! The schema lives in `migrations/` (embedded with `sqlx::migrate!`); see `0002_events.sql` for
 //! the time partitioning (TimescaleDB when available, native daily partitions otherwise).
 
+mod devices;
 mod error;
 mod events;
+mod keys;
 mod partitions;
+mod people;
+mod resources;
+mod rules;
+mod scope;
 mod secret;
 mod tenancy;
+mod users;
 
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -26,9 +36,16 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions as _, Connection as _, PgPool};
 
+pub use devices::{DEVICE_KINDS, Device, DeviceCommand, NewDevice};
 pub use error::StoreError;
 pub use events::{EventCursor, EventQuery, Page, StoredEvent};
+pub use keys::SigningKeyRow;
+pub use people::{Credential, NewCredential, Person};
+pub use resources::{Camera, CameraUpdate, NewCamera, Sensor, Site, SiteScope, StreamCommand, StreamStatus, Zone};
+pub use rules::{Rule, RuleExecution, RuleSpec, Webhook};
+pub use scope::Tx;
 pub use tenancy::{EdgeIdentity, Provisioned, TenantId};
+pub use users::{IssuedRefresh, NewUser, OutboxMessage, Refreshed, Role, User, UserUpdate};
 
 /// Migrations embedded at build time.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

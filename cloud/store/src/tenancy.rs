@@ -101,7 +101,7 @@ impl Store {
         let site_name = check_name("site name", site_name)?;
         let edge_name = check_name("edge name", edge_name)?;
 
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.system_tx().await?;
         if let Some(tz) = timezone {
             let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)")
                 .bind(tz)
@@ -167,31 +167,37 @@ impl Store {
     /// Also records when the edge was last seen (at most every few seconds).
     pub async fn edge_by_token(&self, token: &str) -> Result<Option<EdgeIdentity>, StoreError> {
         let hash = secret::hash(token);
+        let mut tx = self.system_tx().await?;
         let row: Option<(Uuid, Uuid, Uuid)> =
-            sqlx::query_as(EDGE_BY_TOKEN).bind(&hash[..]).fetch_optional(&self.pool).await?;
+            sqlx::query_as(EDGE_BY_TOKEN).bind(&hash[..]).fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
         Ok(row.map(|(edge_id, tenant_id, site_id)| EdgeIdentity { edge_id, tenant_id: TenantId(tenant_id), site_id }))
     }
 
     /// The tenant an API key belongs to; `None` when the key is unknown or revoked.
     pub async fn api_key_tenant(&self, key: &str) -> Result<Option<TenantId>, StoreError> {
         let hash = secret::hash(key);
+        let mut tx = self.system_tx().await?;
         let tenant: Option<Uuid> =
             sqlx::query_scalar("SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
                 .bind(&hash[..])
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?;
+        tx.commit().await?;
         Ok(tenant.map(TenantId))
     }
 
     /// Revokes one of the tenant's edges; its token stops authenticating at once. Returns whether
     /// an active edge was revoked.
     pub async fn revoke_edge(&self, tenant: TenantId, edge_id: Uuid) -> Result<bool, StoreError> {
+        let mut tx = self.tenant_tx(tenant).await?;
         let done =
             sqlx::query("UPDATE edges SET revoked_at = now() WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL")
                 .bind(tenant.as_uuid())
                 .bind(edge_id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -32,6 +32,53 @@ struct RawConfig {
     detector: RawDetector,
     #[serde(default)]
     cameras: Vec<RawCamera>,
+    /// Embedded MQTT broker for site devices (absent: no devices).
+    #[serde(default)]
+    mqtt: Option<RawMqtt>,
+    /// Door access decisions (needs `[mqtt]`).
+    #[serde(default)]
+    access: Option<RawAccess>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMqtt {
+    /// LAN listener for devices; devices reach the broker only through it.
+    #[serde(default = "default_mqtt_listen")]
+    listen: String,
+    /// Device registry (JSON: site segment, devices with zone, kind and password hash).
+    devices: PathBuf,
+    #[serde(default = "default_mqtt_max_payload")]
+    max_payload: usize,
+    #[serde(default = "default_mqtt_ack_timeout_ms")]
+    ack_timeout_ms: u64,
+    /// A device silent this long is marked offline (devices report status or telemetry more often).
+    #[serde(default = "default_mqtt_heartbeat_timeout_secs")]
+    heartbeat_timeout_secs: u64,
+    /// MQTTS listener (same auth and ACLs); needs `tls_cert` and `tls_key` (PEM).
+    tls_listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+}
+
+fn default_mqtt_listen() -> String {
+    "0.0.0.0:1883".into()
+}
+fn default_mqtt_max_payload() -> usize {
+    4096
+}
+fn default_mqtt_ack_timeout_ms() -> u64 {
+    3000
+}
+fn default_mqtt_heartbeat_timeout_secs() -> u64 {
+    180
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccess {
+    /// Site document (JSON, or TOML by extension): people, credentials, groups, doors, schedules.
+    site_document: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,6 +223,26 @@ pub struct Config {
     pub status_listen: SocketAddr,
     pub detector: DetectorConfig,
     pub cameras: Vec<CameraEntry>,
+    pub mqtt: Option<MqttSettings>,
+    pub access: Option<AccessSettings>,
+}
+
+/// `[mqtt]`, validated.
+#[derive(Debug, Clone)]
+pub struct MqttSettings {
+    pub listen: SocketAddr,
+    pub devices: PathBuf,
+    pub max_payload: usize,
+    pub ack_timeout: Duration,
+    pub heartbeat_timeout: Duration,
+    /// MQTTS listener: address, certificate chain, key.
+    pub tls: Option<(SocketAddr, PathBuf, PathBuf)>,
+}
+
+/// `[access]`, validated.
+#[derive(Debug, Clone)]
+pub struct AccessSettings {
+    pub site_document: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -365,6 +432,54 @@ impl Config {
             });
         }
 
+        let mqtt = raw.mqtt.as_ref().map(|m| {
+            let listen = m.listen.parse().unwrap_or_else(|_| {
+                p.push(format!("mqtt.listen: {:?} is not an address:port", m.listen));
+                SocketAddr::from(([0, 0, 0, 0], 1883))
+            });
+            if !(64..=1 << 20).contains(&m.max_payload) {
+                p.push("mqtt.max_payload: must be 64..=1048576".into());
+            }
+            if m.ack_timeout_ms == 0 {
+                p.push("mqtt.ack_timeout_ms: must be > 0".into());
+            }
+            if m.heartbeat_timeout_secs == 0 {
+                p.push("mqtt.heartbeat_timeout_secs: must be > 0".into());
+            }
+            let tls = match (&m.tls_listen, &m.tls_cert, &m.tls_key) {
+                (None, None, None) => None,
+                (Some(l), Some(c), Some(k)) => match l.parse::<SocketAddr>() {
+                    Ok(addr) => Some((addr, c.clone(), k.clone())),
+                    Err(_) => {
+                        p.push(format!("mqtt.tls_listen: {l:?} is not an address:port"));
+                        None
+                    }
+                },
+                _ => {
+                    p.push("mqtt: tls_listen, tls_cert and tls_key go together".into());
+                    None
+                }
+            };
+            MqttSettings {
+                tls,
+                listen,
+                devices: m.devices.clone(),
+                max_payload: m.max_payload,
+                ack_timeout: Duration::from_millis(m.ack_timeout_ms),
+                heartbeat_timeout: Duration::from_secs(m.heartbeat_timeout_secs),
+            }
+        });
+        if let Some(m) = &mqtt
+            && m.listen.port() != 0
+            && m.listen.port() == status_listen.port()
+        {
+            p.push(format!("mqtt.listen: port {} is also the status port", m.listen.port()));
+        }
+        if raw.access.is_some() && mqtt.is_none() {
+            p.push("access: doors need an [mqtt] section for their readers and locks".into());
+        }
+        let access = raw.access.as_ref().map(|a| AccessSettings { site_document: a.site_document.clone() });
+
         if !p.is_empty() {
             return Err(ConfigError { problems: p });
         }
@@ -396,6 +511,8 @@ impl Config {
                 classes,
             },
             cameras,
+            mqtt,
+            access,
         })
     }
 
@@ -414,6 +531,23 @@ impl Config {
             && !ca.is_file()
         {
             p.push(format!("cloud.ca_cert: {} does not exist", ca.display()));
+        }
+        if let Some(m) = &self.mqtt
+            && let Err(e) = edge_mqtt::DeviceRegistry::load(&m.devices)
+        {
+            p.push(format!("mqtt.devices: {e}"));
+        }
+        if let Some((_, cert, key)) = self.mqtt.as_ref().and_then(|m| m.tls.as_ref())
+            && let Err(e) = edge_mqtt::front::load_tls(cert, key)
+        {
+            p.push(format!("mqtt.tls: {e}"));
+        }
+        if let Some(a) = &self.access {
+            match edge_access::SiteDocument::load(&a.site_document).map(edge_access::Policy::compile) {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => p.push(format!("access.site_document: {e}")),
+                Err(e) => p.push(format!("access.site_document: {e}")),
+            }
         }
         let token = match (std::env::var(TOKEN_ENV), &self.cloud.token_file) {
             (Ok(t), _) if !t.trim().is_empty() => Some(t.trim().to_owned()),
@@ -497,5 +631,58 @@ mod tests {
     #[test]
     fn secrets_do_not_print() {
         assert_eq!(format!("{:?}", Secret("hunter2".into())), "***");
+    }
+
+    #[test]
+    fn mqtt_and_access_sections_are_optional_and_checked() {
+        let cfg = Config::from_toml(DEFAULT_CONFIG).unwrap();
+        assert!(cfg.mqtt.is_none() && cfg.access.is_none());
+
+        let text = format!(
+            "{DEFAULT_CONFIG}\n[mqtt]\nlisten = \"0.0.0.0:1883\"\ndevices = \"/etc/vigil/devices.json\"\n[access]\nsite_document = \"/etc/vigil/site.toml\"\n"
+        );
+        let cfg = Config::from_toml(&text).unwrap();
+        let m = cfg.mqtt.as_ref().unwrap();
+        assert_eq!((m.listen.port(), m.max_payload, m.ack_timeout), (1883, 4096, Duration::from_secs(3)));
+        assert_eq!(cfg.access.unwrap().site_document, PathBuf::from("/etc/vigil/site.toml"));
+
+        let text = format!(
+            "{DEFAULT_CONFIG}\n[mqtt]\nlisten = \"127.0.0.1:8091\"\ndevices = \"d.json\"\nmax_payload = 1\nack_timeout_ms = 0\n"
+        );
+        let problems = Config::from_toml(&text).unwrap_err().problems;
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("also the status port")), "{problems:?}");
+
+        let text = format!("{DEFAULT_CONFIG}\n[mqtt]\ndevices = \"d.json\"\ntls_listen = \"0.0.0.0:8883\"\n");
+        let problems = Config::from_toml(&text).unwrap_err().problems;
+        assert!(problems.iter().any(|p| p.contains("go together")), "{problems:?}");
+
+        let text = format!("{DEFAULT_CONFIG}\n[access]\nsite_document = \"site.toml\"\n");
+        let problems = Config::from_toml(&text).unwrap_err().problems;
+        assert!(problems.iter().any(|p| p.contains("need an [mqtt] section")), "{problems:?}");
+
+        let text = format!("{DEFAULT_CONFIG}\n[mqtt]\ndevices = \"d.json\"\nbroker = \"x\"\n");
+        assert!(Config::from_toml(&text).is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn check_files_validates_the_device_registry_and_site_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let devices = dir.path().join("devices.json");
+        std::fs::write(
+            &devices,
+            r#"{"site":"hq","devices":[{"id":"bad/id","zone":"z","kind":"lock","password_sha256":"00"}]}"#,
+        )
+        .unwrap();
+        let doc = dir.path().join("site.json");
+        std::fs::write(
+            &doc,
+            r#"{"schema":1,"revision":1,"issued_at":"2026-01-01T00:00:00Z","timezone":"Nowhere/Land"}"#,
+        )
+        .unwrap();
+        let text = format!("{DEFAULT_CONFIG}\n[mqtt]\ndevices = {devices:?}\n[access]\nsite_document = {doc:?}\n");
+        let problems = Config::from_toml(&text).unwrap().check_files().unwrap_err().problems;
+        assert!(problems.iter().any(|p| p.starts_with("mqtt.devices: invalid device registry")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("unknown timezone")), "{problems:?}");
     }
 }

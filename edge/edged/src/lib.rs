@@ -11,6 +11,7 @@
 
 pub mod config;
 mod detect;
+pub mod devices;
 mod eviction;
 mod sender;
 mod stats;

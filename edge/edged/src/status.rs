@@ -16,6 +16,8 @@ pub struct StatusState {
     pub stats: Arc<EdgeStats>,
     pub spool: Spool,
     pub started: std::time::Instant,
+    /// Devices stage and MQTT front counters, when `[mqtt]` is configured.
+    pub devices: Option<(Arc<crate::devices::DeviceStats>, Arc<edge_mqtt::FrontStats>)>,
 }
 
 pub fn router(state: StatusState) -> Router {
@@ -45,8 +47,36 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
     let micros = d.inference_micros_total.load(Relaxed);
     let u = &s.stats.uplink;
     let last_success = u.last_success_micros.load(Relaxed);
+    let devices = s.devices.as_ref().map(|(d, f)| {
+        json!({
+            "messages": d.messages.load(Relaxed),
+            "access_granted": d.access_granted.load(Relaxed),
+            "access_denied": d.access_denied.load(Relaxed),
+            "alarms": d.alarms.load(Relaxed),
+            "readings": d.readings.load(Relaxed),
+            "commands_sent": d.commands_sent.load(Relaxed),
+            "commands_acked": d.commands_acked.load(Relaxed),
+            "commands_failed": d.commands_failed.load(Relaxed),
+            "commands_timed_out": d.commands_timed_out.load(Relaxed),
+            "last_decision_micros": d.last_decision_micros.load(Relaxed),
+            "events_lost": d.events_lost.load(Relaxed),
+            "lockdowns_refused": d.lockdowns_refused.load(Relaxed),
+            "live": json!(*d.live.lock().unwrap_or_else(|p| p.into_inner())),
+            "mqtt": {
+                "connections": f.connections.load(Relaxed),
+                "auth_refused": f.auth_refused.load(Relaxed),
+                "publish_refused": f.publish_refused.load(Relaxed),
+                "subscribe_refused": f.subscribe_refused.load(Relaxed),
+                "payload_rejected": f.payload_rejected.load(Relaxed),
+                "protocol_errors": f.protocol_errors.load(Relaxed),
+                "messages_forwarded": f.messages_forwarded.load(Relaxed),
+                "sessions_active": f.sessions_active.load(Relaxed),
+            },
+        })
+    });
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "devices": devices,
         "uptime_secs": s.started.elapsed().as_secs(),
         "cameras": cameras,
         "detector": {

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Secret};
 use crate::detect::DetectStage;
+use crate::devices::DevicesBuilt;
 use crate::sender::Sender;
 use crate::stats::EdgeStats;
 use crate::status::{StatusState, router};
@@ -26,6 +27,8 @@ pub struct Running {
     pub tasks: TaskTracker,
     pub spool: Spool,
     pub status_addr: std::net::SocketAddr,
+    /// Device MQTT port, when `[mqtt]` is configured.
+    pub mqtt_addr: Option<std::net::SocketAddr>,
 }
 
 pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> anyhow::Result<Running> {
@@ -61,6 +64,9 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
         .await
         .with_context(|| format!("bind status endpoint {}", cfg.status_listen))?;
     let status_addr = listener.local_addr()?;
+    let devices = DevicesBuilt::build(cfg).await?;
+    let mqtt_addr = devices.as_ref().map(DevicesBuilt::local_addr);
+    let device_stats = devices.as_ref().map(|d| (d.stats.clone(), d.front_stats()));
 
     let camera_stats: Vec<(String, Arc<CameraStats>)> =
         cfg.cameras.iter().map(|c| (c.video.id.to_string(), Arc::new(CameraStats::default()))).collect();
@@ -110,7 +116,12 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
 
     tasks.spawn(stats.eviction.clone().run(spool.clone(), cfg.tenant, cfg.site, spooled.clone(), cancel.child_token()));
 
-    let app = router(StatusState { stats, spool: spool.clone(), started: Instant::now() });
+    // --- devices: MQTT front → hub → devices (access decisions, locks, telemetry) → spool ---
+    if let Some(d) = devices {
+        d.spawn(&tasks, cancel, cfg, spool.clone(), spooled.clone());
+    }
+
+    let app = router(StatusState { stats, spool: spool.clone(), started: Instant::now(), devices: device_stats });
     let status_cancel = cancel.child_token();
     tasks.spawn(async move {
         if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(status_cancel.cancelled_owned()).await {
@@ -118,5 +129,5 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
         }
     });
     tracing::info!(status = %status_addr, cameras = cfg.cameras.len(), cloud = %cfg.cloud.url, "Edge running.");
-    Ok(Running { tasks, spool, status_addr })
+    Ok(Running { tasks, spool, status_addr, mqtt_addr })
 }

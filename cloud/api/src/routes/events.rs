@@ -1,7 +1,8 @@
 //! `GET /api/events`: a tenant's events, newest first, with keyset pagination.
 //!
-//! Auth: `Authorization: Bearer <api key>`; the key's tenant scopes everything (the store filters
-//! by it). Query parameters, all optional, each at most once; anything else is a 400
+//! Auth: `Authorization: Bearer <api key | access token>`; the key's or user's tenant scopes
+//! everything (the store filters by it, and row-level security enforces it), and a site-scoped
+//! user sees only their sites' events. Query parameters, all optional, each at most once; anything else is a 400
 //! `VALIDATION_ERROR` whose `details.field` names the parameter:
 //!
 //! | parameter | meaning |
@@ -12,6 +13,10 @@
 //! | `to`     | RFC 3339 instant, exclusive; not before `from` |
 //! | `limit`  | page size 1..=1000, default 100 |
 //! | `cursor` | the previous page's `next_cursor`, opaque |
+//! | `format` | `json` (default) or `csv`; `Accept: text/csv` also selects CSV |
+//!
+//! CSV export: `text/csv` (RFC 4180) with a header row; the next page's cursor is in the
+//! `X-Next-Cursor` response header.
 //!
 //! `data` is `{"items":[...],"next_cursor":string|null}`; see [`EventJson`] for an item.
 //! The cursor is base64url (no padding) of the last item's `occurred_at` (i64 microseconds,
@@ -20,6 +25,8 @@
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -30,7 +37,8 @@ use uuid::Uuid;
 use vigil_proto::EventKind;
 
 use crate::error::ApiError;
-use crate::extract::Tenant;
+use crate::extract::Reader;
+use crate::openapi::{Envelope, ErrorEnvelope};
 use crate::response::{ApiResponse, rfc3339_micros};
 use crate::state::AppState;
 
@@ -42,14 +50,14 @@ pub fn router() -> Router<AppState> {
 }
 
 /// One page, as served.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventsPage {
     pub items: Vec<EventJson>,
     pub next_cursor: Option<String>,
 }
 
 /// One event, as served.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventJson {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -67,7 +75,7 @@ pub struct EventJson {
     pub payload: serde_json::Value,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SourceJson {
     /// `camera`, `device`, `rule` or `edge`.
     pub kind: String,
@@ -91,18 +99,88 @@ impl From<StoredEvent> for EventJson {
     }
 }
 
+#[utoipa::path(get, path = "/api/events", tag = "events", params(("site" = Option<Uuid>, Query, description = "site id"), ("kind" = Option<String>, Query, description = "dotted kind, e.g. detection.person"), ("from" = Option<String>, Query, description = "RFC 3339, inclusive"), ("to" = Option<String>, Query, description = "RFC 3339, exclusive"), ("limit" = Option<u32>, Query, description = "1..=1000, default 100"), ("cursor" = Option<String>, Query, description = "previous page's next_cursor"), ("format" = Option<String>, Query, description = "json (default) or csv")), security(("bearer" = [])), responses((status = 200, description = "one page, newest first (JSON envelope, or text/csv)", content((Envelope<EventsPage> = "application/json"), (String = "text/csv"))), (status = 400, description = "validation error naming the field", body = ErrorEnvelope),(status = 401, description = "missing or invalid credential", body = ErrorEnvelope)))]
 async fn list(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    reader: Reader,
+    headers: HeaderMap,
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<ApiResponse<EventsPage>, ApiError> {
-    let Query(params) = params.map_err(|_| ApiError::validation("query", "malformed query string"))?;
-    let query = parse_query(&params)?;
-    let page = state.store.list_events(tenant, &query).await?;
-    Ok(ApiResponse(EventsPage {
-        items: page.items.into_iter().map(EventJson::from).collect(),
-        next_cursor: page.next_cursor.map(encode_cursor),
-    }))
+) -> Result<Response, ApiError> {
+    let Query(mut params) = params.map_err(|_| ApiError::validation("query", "malformed query string"))?;
+    let csv = wants_csv(&headers, &mut params)?;
+    let mut query = parse_query(&params)?;
+    query.within_sites = reader.sites;
+    let page = state.store.list_events(reader.tenant_id, &query).await?;
+    let next_cursor = page.next_cursor.map(encode_cursor);
+    if csv {
+        let mut response =
+            ([(header::CONTENT_TYPE, HeaderValue::from_static(CSV_CONTENT_TYPE))], to_csv(&page.items)).into_response();
+        if let Some(next) = next_cursor.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            response.headers_mut().insert(NEXT_CURSOR_HEADER, next);
+        }
+        return Ok(response);
+    }
+    Ok(ApiResponse(EventsPage { items: page.items.into_iter().map(EventJson::from).collect(), next_cursor })
+        .into_response())
+}
+
+/// Media type of the CSV export.
+pub const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
+/// Where the CSV export puts the next page's cursor.
+pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
+
+/// Whether the caller asked for CSV (`format=csv`, or an `Accept` that prefers `text/csv`);
+/// removes `format` from the parameters.
+fn wants_csv(headers: &HeaderMap, params: &mut Vec<(String, String)>) -> Result<bool, ApiError> {
+    let mut csv = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|first| first.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv")));
+    let mut formats = params.iter().filter(|(k, _)| k == "format");
+    if let Some((_, format)) = formats.next() {
+        if formats.next().is_some() {
+            return Err(ApiError::validation("format", "given more than once"));
+        }
+        csv = match format.as_str() {
+            "csv" => true,
+            "json" => false,
+            _ => return Err(ApiError::validation("format", "expected csv or json")),
+        };
+    }
+    params.retain(|(k, _)| k != "format");
+    Ok(csv)
+}
+
+/// RFC 4180 CSV, one row per event; cells that a spreadsheet would run as a formula get a `'`.
+fn to_csv(items: &[StoredEvent]) -> String {
+    let mut out =
+        String::from("id,occurred_at,received_at,kind,site_id,edge_id,zone,source_kind,source_id,payload\r\n");
+    for e in items {
+        let payload = e.payload.to_string();
+        let cells = [
+            e.id.to_string(),
+            rfc3339_micros(e.occurred_at),
+            rfc3339_micros(e.received_at),
+            e.kind.clone(),
+            e.site_id.to_string(),
+            e.edge_id.to_string(),
+            e.zone.clone().unwrap_or_default(),
+            e.source_kind.clone(),
+            e.source_id.clone(),
+            payload,
+        ];
+        let row: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+        out.push_str(&row.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn csv_cell(value: &str) -> String {
+    let value =
+        if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_owned() };
+    if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
 }
 
 /// Validates the query parameters into a store query.
@@ -185,6 +263,15 @@ mod tests {
             Err(ApiError::Validation { field, .. }) => field.into_owned(),
             other => panic!("expected a validation error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn csv_cells_are_quoted_and_defused() {
+        assert_eq!(csv_cell("plain"), "plain");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("=cmd()"), "'=cmd()");
+        assert_eq!(csv_cell("{\"a\":1,\"b\":2}"), "\"{\"\"a\"\":1,\"\"b\"\":2}\"");
     }
 
     #[test]

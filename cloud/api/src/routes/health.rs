@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route(PATH, get(health))
 }
 
+#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, description = "{\"status\":\"ok\",\"database\":\"ok\"}", body = serde_json::Value), (status = 503, description = "database unreachable", body = serde_json::Value)))]
 async fn health(State(state): State<AppState>) -> Response {
     let error = match tokio::time::timeout(PING_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => return (StatusCode::OK, Json(json!({ "status": "ok", "database": "ok" }))).into_response(),

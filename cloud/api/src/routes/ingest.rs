@@ -27,6 +27,7 @@ use vigil_proto::{
 
 use crate::error::ApiError;
 use crate::extract::EdgeAuth;
+use crate::openapi::ErrorEnvelope;
 use crate::state::AppState;
 
 /// Largest accepted request body.
@@ -38,6 +39,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route(INGEST_EVENTS_PATH, post(ingest).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
 }
 
+#[utoipa::path(post, path = "/api/ingest/events", tag = "ingest", request_body(content = Vec<u8>, content_type = "application/cbor", description = "CBOR EventBatch (see vigil-proto)"), security(("bearer" = [])), responses((status = 200, description = "CBOR BatchAck, one status per event", content_type = "application/cbor"), (status = 400, description = "undecodable body", body = ErrorEnvelope),(status = 401, description = "missing or invalid credential", body = ErrorEnvelope),(status = 413, description = "too large", body = ErrorEnvelope),(status = 415, description = "not application/cbor", body = ErrorEnvelope),(status = 422, description = "unsupported schema version", body = ErrorEnvelope)))]
 async fn ingest(
     State(state): State<AppState>,
     EdgeAuth(edge): EdgeAuth,

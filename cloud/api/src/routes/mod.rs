@@ -4,11 +4,31 @@ use axum::Router;
 
 use crate::state::AppState;
 
+pub mod auth;
+pub mod cameras;
+pub mod detections;
+pub mod devices;
 pub mod events;
 pub mod health;
 pub mod ingest;
+pub mod people;
+pub mod rules;
+pub mod sites;
+pub mod streams;
 
 /// Every route of the API (without the cross-cutting layers; see [`crate::app`]).
 pub fn router() -> Router<AppState> {
-    Router::new().merge(health::router()).merge(ingest::router()).merge(events::router())
+    Router::new()
+        .merge(health::router())
+        .merge(auth::router())
+        .merge(ingest::router())
+        .merge(events::router())
+        .merge(cameras::router())
+        .merge(devices::router())
+        .merge(sites::router())
+        .merge(detections::router())
+        .merge(streams::router())
+        .merge(people::router())
+        .merge(rules::router())
+        .merge(crate::openapi::router())
 }

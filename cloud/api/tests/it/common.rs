@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use chrono::{DateTime, Utc};
+use cloud_api::auth::{AuthConfig, HashCost};
 use cloud_api::{AppState, app};
 use cloud_store::{Provisioned, Store};
 use test_support::PgCluster;
@@ -28,7 +29,12 @@ pub async fn fresh_state() -> AppState {
     let url = cluster().create_database(&format!("api_it_{n}")).unwrap();
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    AppState::new(store)
+    AppState::build(store, test_auth_config()).await.unwrap()
+}
+
+/// Production settings except a cheap Argon2 cost (the hashes are still Argon2id).
+pub fn test_auth_config() -> AuthConfig {
+    AuthConfig { hash_cost: HashCost::TEST, ..AuthConfig::default() }
 }
 
 /// Provisions edge `edge-1` at site `hq` of `tenant`.
@@ -142,4 +148,60 @@ pub fn event(p: &Provisioned, kind: EventKind, at: DateTime<Utc>) -> Event {
         occurred_at: Timestamp::from(at),
         payload,
     }
+}
+
+/// A password every test user gets.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Creates a user with [`PASSWORD`] in `tenant` directly in the store (as the operator would).
+pub async fn create_user(
+    state: &AppState,
+    tenant: cloud_store::TenantId,
+    email: &str,
+    role: cloud_store::Role,
+) -> Uuid {
+    let hash = state.auth.hasher.hash(PASSWORD.into()).await.unwrap();
+    let username = email.split('@').next().unwrap();
+    let new = cloud_store::NewUser { email, username, password_hash: &hash, full_name: None, role, site_ids: None };
+    state.store.create_user(tenant, &new).await.unwrap().id
+}
+
+/// Logs in and returns `data` (tokens and user).
+pub async fn login(state: &AppState, email: &str, password: &str) -> Reply {
+    send(
+        state,
+        json_request("POST", "/api/auth/login", None, &serde_json::json!({ "email": email, "password": password })),
+    )
+    .await
+}
+
+/// Creates a user of `role` in `tenant` and returns an access token for them.
+pub async fn token_for(
+    state: &AppState,
+    tenant: cloud_store::TenantId,
+    email: &str,
+    role: cloud_store::Role,
+) -> String {
+    create_user(state, tenant, email, role).await;
+    let reply = login(state, email, PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", String::from_utf8_lossy(&reply.body));
+    reply.json()["data"]["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A JSON request with an optional bearer credential.
+pub fn json_request(method: &str, path: &str, token: Option<&str>, body: &serde_json::Value) -> Request<Body> {
+    let mut request = Request::builder().method(method).uri(path).header(header::CONTENT_TYPE, "application/json");
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    request.body(Body::from(body.to_string())).unwrap()
+}
+
+/// A bodiless request with an optional bearer credential.
+pub fn bare_request(method: &str, path: &str, token: Option<&str>) -> Request<Body> {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    request.body(Body::empty()).unwrap()
 }

@@ -34,3 +34,28 @@ async fn security_headers_on_every_response() {
         assert_eq!(h[header::STRICT_TRANSPORT_SECURITY], "max-age=31536000", "{path}");
     }
 }
+
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let dashboard = "https://dashboard.example.com";
+    let state = fresh_state().await.with_cors_origins(vec![axum::http::HeaderValue::from_static(dashboard)]);
+    let preflight = |origin: &str| {
+        axum::http::Request::builder()
+            .method("OPTIONS")
+            .uri("/api/cameras")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization,content-type")
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let allowed = send(&state, preflight(dashboard)).await;
+    assert!(allowed.status.is_success(), "{:?}", allowed.status);
+    assert_eq!(allowed.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], dashboard);
+    assert_eq!(allowed.headers[header::ACCESS_CONTROL_ALLOW_CREDENTIALS], "true");
+    let evil = send(&state, preflight("https://evil.example")).await;
+    assert!(!evil.headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+    // Without configured origins there are no CORS headers at all.
+    let plain = fresh_state().await;
+    assert!(!send(&plain, preflight(dashboard)).await.headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+}

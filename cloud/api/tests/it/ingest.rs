@@ -182,7 +182,9 @@ async fn size_limits() {
 #[tokio::test]
 async fn database_down_is_service_unavailable() {
     let url = format!("postgres://postgres@127.0.0.1:{}/gone", test_support::free_port());
-    let state = AppState::new(Store::connect_lazy(&url).unwrap());
+    let (kid, pem) = cloud_api::auth::tokens::generate_key().unwrap();
+    let keys = cloud_api::auth::Keys::from_pems(&[(kid, pem)]).unwrap();
+    let state = AppState::new(Store::connect_lazy(&url).unwrap(), crate::common::test_auth_config(), keys).unwrap();
     let (ingest, health) = tokio::join!(
         send(&state, ingest_request(Some("any"), Some(CBOR_CONTENT_TYPE), vec![])),
         send(&state, crate::common::get("/health", None)),

@@ -1,7 +1,11 @@
 //! Router tests against a real PostgreSQL 15: `app(state).oneshot(request)`, one throwaway cluster
 //! per test binary and a fresh database per test.
 
+mod auth;
 mod common;
 mod events;
 mod health;
 mod ingest;
+mod openapi;
+mod resources;
+mod rules;

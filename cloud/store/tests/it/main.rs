@@ -4,5 +4,6 @@
 mod common;
 mod ingest;
 mod listing;
+mod rls;
 mod schema;
 mod tenancy;
