@@ -91,7 +91,7 @@ fn survives_reopen_with_usage_and_growing_sequence() {
         spool.ack(&[first]).unwrap();
         bytes_before = spool.bytes();
     }
-    let spool = Spool::open(dir.path()).unwrap();
+    let spool = reopen(dir.path());
     assert_eq!(spool.bytes(), bytes_before, "usage is rebuilt at open");
     spool.append(&[alarm(3)]).unwrap();
     let got = spool.peek(10).unwrap();
