@@ -202,15 +202,14 @@ impl Spool {
                 let seq = record::key_to_seq(&key);
                 match (seq, record::decode(&value)) {
                     (Some(seq), Ok(event)) => out.push(Spooled { key: SpoolKey { class, seq }, event }),
-                    (_, Err(reason)) => corrupt.push((class, key, value, reason)),
-                    (None, Ok(_)) => corrupt.push((class, key, value, "bad key".to_owned())),
+                    (_, Err(reason)) => corrupt.push((class, key, reason)),
+                    (None, Ok(_)) => corrupt.push((class, key, "bad key".to_owned())),
                 }
             }
         }
-        for (class, key, value, reason) in corrupt {
+        for (class, key, reason) in corrupt {
             tracing::error!(class = class.as_str(), key = ?key.as_ref(), %reason, "Corrupt spool record moved to quarantine.");
             self.move_to_quarantine(class, &key, &reason)?;
-            let _ = value;
         }
         Ok(out)
     }
