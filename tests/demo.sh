@@ -2,7 +2,10 @@
 # The README's demo command: a whole site on this machine.
 #   PostgreSQL (local cluster in .demo/pg) → vigil-cloud (http://127.0.0.1:8080)
 #   vigil-rtsp-camera playing real CCTV footage (rtsp://127.0.0.1:8554/cam)
-#   vigil-edge analysing it with the YOLOv8n test model and uploading events.
+#   vigil-edge analysing it with the YOLOv8n test model and uploading events; its embedded MQTT
+#   broker (127.0.0.1:1883) serves simulated door devices (vigil-devsim): a lock, a badge reader that
+#   swipes alice's badge every 20 s (the door opens) and bob's revoked badge every 10 s (refused),
+#   and a temperature sensor.
 # Ctrl-C stops everything. Ports can be changed with the variables below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +13,7 @@ ROOT=$PWD
 CLOUD_PORT=${CLOUD_PORT:-8080}
 CAMERA_PORT=${CAMERA_PORT:-8554}
 STATUS_PORT=${STATUS_PORT:-8091}
+MQTT_PORT=${MQTT_PORT:-1883}
 PG_PORT=${PG_PORT:-55432}
 DEMO=$ROOT/.demo
 FIX=${VIGIL_FIXTURES:-$ROOT/.fixtures}
@@ -52,6 +56,49 @@ field edge_token > "$DEMO/edge.token"; chmod 600 "$DEMO/edge.token"
 
 "$BIN/vigil-cloud" serve --listen "127.0.0.1:$CLOUD_PORT" > "$DEMO/cloud.log" 2>&1 & PIDS+=($!)
 "$BIN/vigil-rtsp-camera" --file "$FIX/vtest.mp4" --port "$CAMERA_PORT" --mount /cam > "$DEMO/camera.log" 2>&1 & PIDS+=($!)
+
+# Door devices: each logs in with its own password; the registry holds SHA-256 hashes only.
+pw_hash() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+cat > "$DEMO/devices.json" <<JSON
+{"site": "hq", "devices": [
+  {"id": "reader-1", "zone": "lobby", "kind": "reader", "password_sha256": "$(pw_hash reader-1-demo)"},
+  {"id": "lock-1", "zone": "lobby", "kind": "lock", "password_sha256": "$(pw_hash lock-1-demo)"},
+  {"id": "temp-1", "zone": "lobby", "kind": "temperature", "password_sha256": "$(pw_hash temp-1-demo)"}
+]}
+JSON
+cat > "$DEMO/site.toml" <<SITE
+schema = 1
+revision = 1
+issued_at = "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+timezone = "Europe/Paris"
+[[schedules]]
+id = "always"
+windows = [{ start = "00:00", end = "24:00" }]
+[[groups]]
+id = "staff"
+doors = ["front"]
+schedule = "always"
+[[people]]
+id = "alice"
+groups = ["staff"]
+[[people]]
+id = "bob"
+groups = ["staff"]
+[[credentials]]
+id = "c-alice"
+person = "alice"
+badge = "A1"
+[[credentials]]
+id = "c-bob"
+person = "bob"
+badge = "B1"
+revoked = true
+[[doors]]
+id = "front"
+zone = "lobby"
+reader = "reader-1"
+lock = "lock-1"
+SITE
 
 cat > "$DEMO/edged.toml" <<TOML
 [site]
@@ -96,9 +143,27 @@ id = "lobby-cam"
 url = "rtsp://127.0.0.1:$CAMERA_PORT/cam"
 zone = "lobby"
 analyze_fps = 2.0
+
+[mqtt]
+listen = "127.0.0.1:$MQTT_PORT"
+devices = "$DEMO/devices.json"
+
+[access]
+site_document = "$DEMO/site.toml"
 TOML
 "$BIN/vigil-edge" --config "$DEMO/edged.toml" check-config
 "$BIN/vigil-edge" --config "$DEMO/edged.toml" > "$DEMO/edge.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 60); do curl -sf "http://127.0.0.1:$STATUS_PORT/health" >/dev/null && break; sleep 0.5; done
+
+sim() { # device-id subcommand...
+  local id=$1; shift
+  RUST_LOG=info VIGIL_DEVICE_PASSWORD="$id-demo" "$BIN/vigil-devsim" --broker "127.0.0.1:$MQTT_PORT" --site hq \
+    --zone lobby --id "$id" "$@"
+}
+sim lock-1 lock > "$DEMO/lock.log" 2>&1 & PIDS+=($!)
+sleep 1
+sim reader-1 reader --badge A1 --every 20 > "$DEMO/reader.log" 2>&1 & PIDS+=($!)
+sim temp-1 temperature --value 21.5 --every 15 > "$DEMO/temperature.log" 2>&1 & PIDS+=($!)
 
 for _ in $(seq 60); do curl -sf "http://127.0.0.1:$CLOUD_PORT/health" >/dev/null && break; sleep 0.5; done
 cat <<MSG
@@ -109,10 +174,17 @@ Vigil demo site is running (logs in $DEMO/*.log). Ctrl-C stops it.
   Edge status:                      curl -s http://127.0.0.1:$STATUS_PORT/status
   Cloud health:                     curl -s http://127.0.0.1:$CLOUD_PORT/health
   Person detections (cloud API):    curl -s -H 'Authorization: Bearer $API_KEY' 'http://127.0.0.1:$CLOUD_PORT/api/events?kind=detection.person&limit=5'
+  Door decisions (cloud API):       curl -s -H 'Authorization: Bearer $API_KEY' 'http://127.0.0.1:$CLOUD_PORT/api/events?kind=access.granted&limit=5'
+  The lock carrying out unlocks:    tail -f $DEMO/lock.log
 
 MSG
+count() {
+  curl -s -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$CLOUD_PORT/api/events?kind=$1&limit=1000" \
+    | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]["items"]))' 2>/dev/null || echo "?"
+}
 while sleep 10; do
-  n=$(curl -s -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$CLOUD_PORT/api/events?kind=detection.person&limit=1000" \
-      | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]["items"]))' 2>/dev/null || echo "?")
-  echo "demo: $n person detection events in the cloud so far"
+  sim reader-1 reader --badge B1 >> "$DEMO/reader.log" 2>&1 || true   # bob's revoked badge: refused
+  unlocks=$(grep -c "Command carried out" "$DEMO/lock.log" || true)
+  echo "demo: cloud has $(count detection.person) person detections, $(count access.granted) granted and" \
+    "$(count access.denied) denied door decisions; the lock carried out $unlocks unlocks"
 done

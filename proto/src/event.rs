@@ -62,12 +62,34 @@ pub enum EventKind {
     AlertTriggered,
     #[serde(rename = "device.status")]
     DeviceStatus,
+    /// A motion episode started on a camera (schema 2).
+    #[serde(rename = "motion.detected")]
+    MotionDetected,
+    /// A tracked object's periodic update (schema 2); its start is the `detection.*` event.
+    #[serde(rename = "object.updated")]
+    ObjectUpdated,
+    /// A tracked object left the view (schema 2).
+    #[serde(rename = "object.ended")]
+    ObjectEnded,
+    /// A tracked object crossed a counting line (schema 2).
+    #[serde(rename = "line.crossed")]
+    LineCrossed,
+    #[serde(rename = "zone.entered")]
+    ZoneEntered,
+    #[serde(rename = "zone.exited")]
+    ZoneExited,
+    /// An object stayed in a zone longer than the zone's loitering time (schema 2).
+    #[serde(rename = "zone.loitering")]
+    ZoneLoitering,
+    /// A clip or snapshot referenced by an earlier event is complete on the edge (schema 2).
+    #[serde(rename = "media.saved")]
+    MediaSaved,
     #[serde(other, rename = "unknown")]
     Unknown,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::DetectionPerson,
         EventKind::DetectionVehicle,
         EventKind::AccessGranted,
@@ -75,6 +97,14 @@ impl EventKind {
         EventKind::SensorReading,
         EventKind::AlertTriggered,
         EventKind::DeviceStatus,
+        EventKind::MotionDetected,
+        EventKind::ObjectUpdated,
+        EventKind::ObjectEnded,
+        EventKind::LineCrossed,
+        EventKind::ZoneEntered,
+        EventKind::ZoneExited,
+        EventKind::ZoneLoitering,
+        EventKind::MediaSaved,
     ];
 
     /// The dotted name used on the wire, in the database and in the API.
@@ -87,6 +117,14 @@ impl EventKind {
             EventKind::SensorReading => "sensor.reading",
             EventKind::AlertTriggered => "alert.triggered",
             EventKind::DeviceStatus => "device.status",
+            EventKind::MotionDetected => "motion.detected",
+            EventKind::ObjectUpdated => "object.updated",
+            EventKind::ObjectEnded => "object.ended",
+            EventKind::LineCrossed => "line.crossed",
+            EventKind::ZoneEntered => "zone.entered",
+            EventKind::ZoneExited => "zone.exited",
+            EventKind::ZoneLoitering => "zone.loitering",
+            EventKind::MediaSaved => "media.saved",
             EventKind::Unknown => "unknown",
         }
     }
@@ -105,6 +143,11 @@ impl EventKind {
                 | (EventKind::SensorReading, Payload::SensorReading(_))
                 | (EventKind::AlertTriggered, Payload::Alert(_))
                 | (EventKind::DeviceStatus, Payload::DeviceStatus(_))
+                | (EventKind::MotionDetected, Payload::Motion(_))
+                | (EventKind::ObjectUpdated | EventKind::ObjectEnded, Payload::Object(_))
+                | (EventKind::LineCrossed, Payload::LineCrossing(_))
+                | (EventKind::ZoneEntered | EventKind::ZoneExited | EventKind::ZoneLoitering, Payload::ZonePresence(_))
+                | (EventKind::MediaSaved, Payload::Media(_))
         )
     }
 }
@@ -124,6 +167,11 @@ pub enum Payload {
     SensorReading(SensorReading),
     Alert(Alert),
     DeviceStatus(DeviceStatus),
+    Motion(Motion),
+    Object(TrackedObject),
+    LineCrossing(LineCrossing),
+    ZonePresence(ZonePresence),
+    Media(MediaSaved),
 }
 
 /// Objects a detector found in one analysed frame.
@@ -135,6 +183,10 @@ pub struct Detection {
     pub frame_width: u32,
     pub frame_height: u32,
     pub objects: Vec<DetectedObject>,
+    /// Clip recorded for this event, when the camera records: a `media.saved` event follows once it
+    /// is complete (schema 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<MediaRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,6 +197,9 @@ pub struct DetectedObject {
     pub label: String,
     pub score: f32,
     pub bbox: BoundingBox,
+    /// Tracker id, stable while the object stays in view (schema 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<u64>,
 }
 
 /// Axis-aligned box in frame coordinates normalised to 0..=1 (x, y = top-left).
@@ -197,6 +252,82 @@ pub struct DeviceStatus {
     pub online: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+/// Where motion was seen when a motion episode started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Motion {
+    /// Fraction of the (unmasked) picture that changed, 0..=1.
+    pub score: f32,
+    pub regions: Vec<BoundingBox>,
+}
+
+/// A tracked object: its periodic update or its end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackedObject {
+    pub track: u64,
+    pub class_id: u32,
+    pub label: String,
+    /// Best score seen so far.
+    pub score: f32,
+    /// Last known box.
+    pub bbox: BoundingBox,
+    pub first_seen: crate::Timestamp,
+    /// Time in view so far (update) or in total (end).
+    pub duration_ms: u64,
+    /// JPEG of the object's best frame with its box, once the object ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<MediaRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrossingDirection {
+    In,
+    Out,
+}
+
+/// A tracked object crossed a counting line; the counters are the line's totals since the edge started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineCrossing {
+    pub line: String,
+    pub track: u64,
+    pub label: String,
+    pub direction: CrossingDirection,
+    pub count_in: u64,
+    pub count_out: u64,
+}
+
+/// An object entered, left or lingers in a camera zone (a polygon in the picture).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZonePresence {
+    /// The polygon's id in the camera's configuration.
+    pub area: String,
+    pub track: u64,
+    pub label: String,
+    /// Time inside so far (0 on entry).
+    pub dwell_ms: u64,
+}
+
+/// A media object stored on the edge (and later uploaded), by its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaRef {
+    /// Object key, e.g. `clips/cam-1/0193….mp4`; the same key is used in object storage.
+    pub key: String,
+    /// `video/mp4` or `image/jpeg`.
+    pub content_type: String,
+}
+
+/// A clip or snapshot is complete on the edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaSaved {
+    pub media: MediaRef,
+    /// The event that references it.
+    #[serde(with = "uuid_bytes")]
+    pub event: Uuid,
+    pub bytes: u64,
+    /// Clip length; 0 for a snapshot.
+    pub duration_ms: u64,
 }
 
 /// What an edge uploads in one request.

@@ -15,14 +15,22 @@ mod event;
 mod time;
 
 pub use event::{
-    AccessDecision, AckStatus, Alert, BatchAck, BoundingBox, DetectedObject, Detection, DeviceStatus, Event, EventAck,
-    EventBatch, EventKind, Payload, SensorReading, Severity, Source, SourceKind,
+    AccessDecision, AckStatus, Alert, BatchAck, BoundingBox, CrossingDirection, DetectedObject, Detection, DeviceStatus,
+    Event, EventAck, EventBatch, EventKind, LineCrossing, MediaRef, MediaSaved, Motion, Payload, SensorReading, Severity,
+    Source, SourceKind, TrackedObject, ZonePresence,
 };
 pub use time::Timestamp;
 
 /// Version of the encoded shapes in this crate. The cloud rejects batches with a version it does
 /// not speak, with a clear error, instead of guessing.
-pub const SCHEMA_VERSION: u16 = 1;
+///
+/// 2 added motion, object lifecycle, line, zone and media events and optional track/clip fields;
+/// every schema-1 batch is also a valid schema-2 batch, so the cloud accepts
+/// [`MIN_SCHEMA_VERSION`]`..=`[`SCHEMA_VERSION`] (edges in the field upgrade one by one).
+pub const SCHEMA_VERSION: u16 = 2;
+
+/// Oldest schema the cloud still accepts.
+pub const MIN_SCHEMA_VERSION: u16 = 1;
 
 /// Content type of CBOR request and response bodies.
 pub const CBOR_CONTENT_TYPE: &str = "application/cbor";

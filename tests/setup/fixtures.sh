@@ -61,3 +61,33 @@ if [ ! -f "$FIX/vtest.mp4" ]; then
   rm -f "$FIX/vtest.avi"
   echo "fixtures: vtest.avi re-encoded to H.264 -> $FIX/vtest.mp4"
 fi
+
+# BlazePose person detector (Apache-2.0, from the mediapipe wheel) converted to ONNX, plus its anchors:
+# the bundled default person model. See tests/setup/BLAZEPOSE.md. Idempotent (≈1 s when up to date).
+"$PY" "$ROOT/tests/setup/blazepose.py"
+
+# A few decoded vtest frames as PNG for the person-detector recall test; the people in them are labelled
+# by hand in edge/detect/tests/vtest_people.json. Decoded with OpenCV (FFmpeg's H.264 decoder, the same
+# one avdec_h264 wraps) from the converter's virtualenv.
+if [ ! -f "$FIX/vtest-frames/0700.png" ]; then
+  [ -x "$FIX/.convert-venv/bin/python" ] || (cd "$ROOT/tests/setup" && "$PY" -c 'import blazepose; blazepose.ensure_venv()')
+  "$FIX/.convert-venv/bin/python" - "$FIX/vtest.mp4" "$FIX/vtest-frames" <<'PYEOF'
+import os, sys, cv2
+src, out = sys.argv[1:3]
+want = {100, 200, 300, 400, 500, 700}
+os.makedirs(out, exist_ok=True)
+cap = cv2.VideoCapture(src)
+i = 0
+while want:
+    ok, frame = cap.read()
+    if not ok:
+        sys.exit("vtest.mp4 ended at frame %d, before frames %s" % (i, sorted(want)))
+    if i in want:
+        tmp = os.path.join(out, "%04d.part.png" % i)
+        cv2.imwrite(tmp, frame, [cv2.IMWRITE_PNG_COMPRESSION, 3]) or sys.exit("cannot write " + tmp)
+        os.replace(tmp, os.path.join(out, "%04d.png" % i))
+        want.discard(i)
+    i += 1
+PYEOF
+  echo "fixtures: vtest frames 100,200,300,400,500,700 -> $FIX/vtest-frames/"
+fi

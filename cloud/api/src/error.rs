@@ -43,7 +43,7 @@ pub enum ApiError {
     /// 415 `UNSUPPORTED_MEDIA_TYPE`: wrong `Content-Type`.
     UnsupportedMediaType { expected: &'static str },
     /// 422 `UNSUPPORTED_SCHEMA`: a wire schema version this build does not speak.
-    UnsupportedSchema { got: u16, supported: u16 },
+    UnsupportedSchema { got: u16 },
     /// 503 `SERVICE_UNAVAILABLE` or 500 `INTERNAL_ERROR`, depending on the store error; 400 for
     /// [`StoreError::Invalid`].
     Store(StoreError),
@@ -108,11 +108,14 @@ impl ApiError {
                 format!("Content-Type must be {expected}"),
                 Some(json!({ "expected": expected })),
             ),
-            ApiError::UnsupportedSchema { got, supported } => (
+            ApiError::UnsupportedSchema { got } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "UNSUPPORTED_SCHEMA",
                 format!("unsupported schema version {got}"),
-                Some(json!({ "got": got, "supported": [supported] })),
+                Some(json!({
+                    "got": got,
+                    "supported": (vigil_proto::MIN_SCHEMA_VERSION..=vigil_proto::SCHEMA_VERSION).collect::<Vec<_>>(),
+                })),
             ),
             ApiError::Store(StoreError::Invalid { field, reason }) => (
                 StatusCode::BAD_REQUEST,

@@ -330,13 +330,18 @@ fn source_kind_str(kind: SourceKind) -> &'static str {
 
 /// NaN and infinities would silently become JSON `null`; refuse them instead.
 fn has_non_finite(payload: &Payload) -> bool {
+    let bad_box = |b: &vigil_proto::BoundingBox| ![b.x, b.y, b.w, b.h].iter().all(|v| v.is_finite());
     match payload {
-        Payload::Detection(d) => d.objects.iter().any(|o| {
-            let b = o.bbox;
-            ![o.score, b.x, b.y, b.w, b.h].iter().all(|v| v.is_finite())
-        }),
+        Payload::Detection(d) => d.objects.iter().any(|o| !o.score.is_finite() || bad_box(&o.bbox)),
         Payload::SensorReading(r) => !r.value.is_finite(),
-        Payload::Access(_) | Payload::Alert(_) | Payload::DeviceStatus(_) => false,
+        Payload::Motion(m) => !m.score.is_finite() || m.regions.iter().any(bad_box),
+        Payload::Object(o) => !o.score.is_finite() || bad_box(&o.bbox),
+        Payload::Access(_)
+        | Payload::Alert(_)
+        | Payload::DeviceStatus(_)
+        | Payload::LineCrossing(_)
+        | Payload::ZonePresence(_)
+        | Payload::Media(_) => false,
     }
 }
 

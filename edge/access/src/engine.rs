@@ -23,6 +23,9 @@ pub enum Reason {
     GrantedDegraded,
     /// Granted during a lockdown to a member of the lockdown's override groups.
     GrantedLockdownOverride,
+    /// Unlocked by an operator or an automation rule, not by a credential (the `reader` of the
+    /// decision names who: `operator:<id>` or `rule:<id>`).
+    GrantedRemote,
     UnknownReader,
     UnknownCredential,
     CredentialRevoked,
@@ -52,6 +55,7 @@ impl Reason {
             Reason::GrantedFirstPersonIn => "granted_first_person_in",
             Reason::GrantedDegraded => "granted_degraded",
             Reason::GrantedLockdownOverride => "granted_lockdown_override",
+            Reason::GrantedRemote => "granted_remote",
             Reason::UnknownReader => "unknown_reader",
             Reason::UnknownCredential => "unknown_credential",
             Reason::CredentialRevoked => "credential_revoked",
@@ -78,6 +82,7 @@ impl Reason {
                 | Reason::GrantedFirstPersonIn
                 | Reason::GrantedDegraded
                 | Reason::GrantedLockdownOverride
+                | Reason::GrantedRemote
         )
     }
 }
@@ -258,6 +263,9 @@ pub enum EngineError {
     /// No lockdown with this id is active.
     #[error("no active lockdown {0}")]
     NoSuchLockdown(String),
+    /// The site document has no such door.
+    #[error("no door {0}")]
+    NoSuchDoor(String),
 }
 
 /// Door contact and lock reports.
@@ -562,6 +570,38 @@ impl AccessEngine {
         }
         self.lockdowns.remove(pos);
         Ok(vec![ended(id, now)])
+    }
+
+    /// An operator (remote command) or an automation rule unlocks `door` for one passage, journalled
+    /// as a decision whose reader is `by`. A lockdown covering the door refuses it with a
+    /// `lockdown` decision: remote unlocks never bypass a lockdown (clear it first).
+    pub fn remote_unlock(&mut self, door: &str, by: &str, now: DateTime<Utc>) -> Result<Vec<AccessOutput>, EngineError> {
+        let Some(ix) = self.door_index_of(door) else { return Err(EngineError::NoSuchDoor(door.to_owned())) };
+        let d = &self.policy.doc.doors[ix];
+        let locked_down = self.lockdowns.iter().any(|l| l.covers(&d.id) && l.until.is_none_or(|u| now < u));
+        let decision = |reason| {
+            AccessOutput::Decided(Decision {
+                at: now,
+                reader: by.to_owned(),
+                door: d.id.clone(),
+                zone: Some(d.zone.clone()),
+                reason,
+                person: None,
+                credential: None,
+            })
+        };
+        if locked_down {
+            return Ok(vec![decision(Reason::Lockdown)]);
+        }
+        let out = vec![decision(Reason::GrantedRemote), command(d, LockAction::Unlock { secs: d.unlock_secs })];
+        if let Some(s) = self.doors.get_mut(door) {
+            s.authorized_until = Some(now + TimeDelta::seconds(i64::from(d.unlock_secs)) + OPEN_GRACE);
+        }
+        Ok(out)
+    }
+
+    fn door_index_of(&self, door: &str) -> Option<usize> {
+        self.policy.doc.doors.iter().position(|d| d.id == door)
     }
 
     /// Active lockdown ids, highest priority first.

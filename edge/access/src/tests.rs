@@ -474,3 +474,26 @@ fn documents_load_from_json_and_toml_files() {
     assert!(matches!(SiteDocument::load(&json_path), Err(DocumentLoadError::Json { .. })));
     assert!(matches!(SiteDocument::load(&dir.path().join("missing.json")), Err(DocumentLoadError::Read { .. })));
 }
+
+#[test]
+fn remote_unlock_opens_once_is_journalled_and_never_bypasses_a_lockdown() {
+    let mut e = engine();
+    let t = at("2026-11-25 03:00"); // outside every schedule: a remote unlock does not care
+    let out = e.remote_unlock("lab", "operator:u-1", t).unwrap();
+    let d = decision(&out);
+    assert_eq!((d.reason, d.reader.as_str(), d.door.as_str()), (Reason::GrantedRemote, "operator:u-1", "lab"));
+    assert!(d.granted());
+    assert!(matches!(commands(&out)[..], [(ref lock, LockAction::Unlock { .. })] if lock == "l-lab"));
+    assert_eq!(Reason::GrantedRemote.code(), "granted_remote");
+    assert_eq!(e.remote_unlock("vault", "rule:r", t), Err(EngineError::NoSuchDoor("vault".into())));
+
+    e.lockdown(
+        Lockdown { id: "ld".into(), priority: 1, doors: Some(vec!["lab".into()]), until: None, override_groups: vec![] },
+        t,
+    );
+    let out = e.remote_unlock("lab", "rule:after-hours", t).unwrap();
+    assert_eq!(decision(&out).reason, Reason::Lockdown);
+    assert!(commands(&out).is_empty(), "no unlock during a lockdown");
+    // Other doors are not covered.
+    assert_eq!(decision(&e.remote_unlock("front", "operator:u-1", t).unwrap()).reason, Reason::GrantedRemote);
+}

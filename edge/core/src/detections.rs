@@ -58,6 +58,7 @@ pub fn detections_to_events(
             label: rule.label.clone(),
             score: d.score,
             bbox: BoundingBox { x: d.x, y: d.y, w: d.w, h: d.h },
+            track: None,
         });
     }
     by_kind
@@ -78,6 +79,7 @@ pub fn detections_to_events(
                     frame_width: frame.width,
                     frame_height: frame.height,
                     objects,
+                    clip: None,
                 }),
             }
         })

@@ -5,6 +5,7 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod analysis;
 pub mod backoff;
 pub mod detections;
 pub mod frame;
@@ -13,6 +14,7 @@ pub mod motion;
 pub mod scene;
 pub mod track;
 
+pub use analysis::{AnalyzerConfig, CameraAnalyzer, EventMode, ObjectFilter, Plan};
 pub use backoff::Backoff;
 pub use detections::{ClassRule, Detected, EventContext, detections_to_events};
 pub use frame::Frame;

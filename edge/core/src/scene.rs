@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use vigil_proto::Timestamp;
 
 use crate::Detected;
-use crate::geometry::{Point, Polygon, crossing};
+use crate::geometry::{Point, Polygon, crossing, side};
 use crate::track::{Track, TrackUpdate, Tracker, TrackerConfig};
 
 /// A counting line `a → b`. Crossing from its right-hand side to its left-hand side (as seen
@@ -43,11 +43,42 @@ pub enum SceneEvent {
     Loitering { zone: String, track: u64, class_id: u32, dwell_us: i64 },
 }
 
+/// Half-width of the band around a counting line, in normalised units: an object's position only
+/// counts once it is this far from the line, so a person dawdling on the line (or a box jittering
+/// across it) is counted once, not at every frame.
+pub const LINE_HYSTERESIS: f32 = 0.02;
+
 #[derive(Debug)]
 struct LineState {
     cfg: LineConfig,
     count_in: u64,
     count_out: u64,
+    /// Per track: the last foot point clearly outside the band (where it is "from").
+    anchors: HashMap<u64, Point>,
+}
+
+impl LineState {
+    /// Signed distance of `p` from the line, normalised units.
+    fn distance(&self, p: Point) -> f32 {
+        let (a, b) = (self.cfg.a, self.cfg.b);
+        let len = ((b.x - a.x).powi(2) + (b.y - a.y).powi(2)).sqrt().max(1e-6);
+        side(a, b, p) / len
+    }
+
+    /// Feeds a track's new foot point; returns the direction when it completed a crossing.
+    fn step(&mut self, track: u64, to: Point) -> Option<Direction> {
+        if self.distance(to).abs() < LINE_HYSTERESIS {
+            return None;
+        }
+        let from = self.anchors.insert(track, to)?;
+        let positive = crossing(self.cfg.a, self.cfg.b, from, to)?;
+        let direction = if positive { Direction::Out } else { Direction::In };
+        match direction {
+            Direction::In => self.count_in += 1,
+            Direction::Out => self.count_out += 1,
+        }
+        Some(direction)
+    }
 }
 
 #[derive(Debug)]
@@ -68,9 +99,17 @@ impl Scene {
     pub fn new(tracker: TrackerConfig, lines: Vec<LineConfig>, zones: Vec<ZoneConfig>) -> Scene {
         Scene {
             tracker: Tracker::new(tracker),
-            lines: lines.into_iter().map(|cfg| LineState { cfg, count_in: 0, count_out: 0 }).collect(),
+            lines: lines
+                .into_iter()
+                .map(|cfg| LineState { cfg, count_in: 0, count_out: 0, anchors: HashMap::new() })
+                .collect(),
             zones: zones.into_iter().map(|cfg| ZoneState { cfg, inside: HashMap::new() }).collect(),
         }
+    }
+
+    /// Objects being tracked (confirmed or not).
+    pub fn tracks(&self) -> &[Track] {
+        self.tracker.tracks()
     }
 
     /// `(line id, in, out)` counters since start.
@@ -94,17 +133,15 @@ impl Scene {
         for update in updates {
             match update {
                 TrackUpdate::Started(track) => {
+                    for line in &mut self.lines {
+                        line.step(track.id, track.rect.foot());
+                    }
                     out.push(SceneEvent::ObjectStarted(track.clone()));
                     self.zones_at(now, &track, track.rect.foot(), &mut out);
                 }
-                TrackUpdate::Moved { track, from, to } => {
+                TrackUpdate::Moved { track, from: _, to } => {
                     for line in &mut self.lines {
-                        if let Some(positive) = crossing(line.cfg.a, line.cfg.b, from, to) {
-                            let direction = if positive { Direction::Out } else { Direction::In };
-                            match direction {
-                                Direction::In => line.count_in += 1,
-                                Direction::Out => line.count_out += 1,
-                            }
+                        if let Some(direction) = line.step(track.id, to) {
                             out.push(SceneEvent::LineCrossed {
                                 line: line.cfg.id.clone(),
                                 track: track.id,
@@ -118,6 +155,9 @@ impl Scene {
                     self.zones_at(now, &track, to, &mut out);
                 }
                 TrackUpdate::Ended(track) => {
+                    for line in &mut self.lines {
+                        line.anchors.remove(&track.id);
+                    }
                     for zone in &mut self.zones {
                         if let Some((since, _)) = zone.inside.remove(&track.id) {
                             out.push(SceneEvent::ZoneExited {
@@ -231,6 +271,17 @@ mod tests {
         check(&mut s, &walk(0.30, 0.04, 0), &["start 1", "door In 1 (1/0)", "enter right 1"]);
         check(&mut s, &walk(0.74, -0.04, 6000), &["exit right 1", "door Out 1 (1/1)"]);
         assert_eq!(s.counts(), vec![("door".to_owned(), 1, 1)]);
+    }
+
+    #[test]
+    fn jitter_on_the_line_counts_once() {
+        let mut s = scene(None);
+        // Walks up to the line, dithers across it for a while, then goes on to the right.
+        let xs = [0.40, 0.44, 0.47, 0.51, 0.49, 0.515, 0.485, 0.51, 0.49, 0.53, 0.56];
+        let frames: Vec<(i64, Vec<Detected>)> =
+            xs.iter().enumerate().map(|(i, x)| (i as i64 * 500, vec![person(*x)])).collect();
+        check(&mut s, &frames, &["start 1", "door In 1 (1/0)"]);
+        assert_eq!(s.counts(), vec![("door".to_owned(), 1, 0)]);
     }
 
     #[test]

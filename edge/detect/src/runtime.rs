@@ -13,6 +13,9 @@ pub enum DetectError {
     /// The model's inputs/outputs are not those of a YOLO v8/v11 detection export.
     #[error("model {path} is not a yolo v8/v11 detection export: {message}")]
     Shape { path: PathBuf, message: String },
+    /// The detector settings are unusable (e.g. a tile overlap not smaller than the tile).
+    #[error("invalid detector config: {0}")]
+    Config(String),
     /// Inference failed for one frame.
     #[error("inference failed: {0}")]
     Inference(String),

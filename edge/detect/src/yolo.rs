@@ -31,6 +31,8 @@ pub struct YoloDetector {
     score_threshold: f32,
     iou_threshold: f32,
     input: Vec<f32>,
+    name: String,
+    class_names: Vec<String>,
 }
 
 impl YoloDetector {
@@ -77,7 +79,15 @@ impl YoloDetector {
             [_, c, _] if *c > 4 => (*c - 4) as usize,
             other => return Err(shape_err(format!("output must be [1, 4+classes, boxes], found {other:?}"))),
         };
+        let class_names = session
+            .metadata()
+            .ok()
+            .and_then(|m| m.custom("names"))
+            .and_then(|text| crate::detector::parse_ultralytics_names(&text, classes))
+            .unwrap_or_else(|| (0..classes).map(|i| format!("class{i}")).collect());
         Ok(YoloDetector {
+            name: YoloDetector::model_name(path),
+            class_names,
             input_name: input.name().to_owned(),
             session,
             size,
@@ -96,6 +106,15 @@ impl YoloDetector {
     /// Number of classes the model predicts.
     pub fn classes(&self) -> usize {
         self.classes
+    }
+
+    /// Class names from the export's `names` metadata (Ultralytics), `class{i}` where it has none.
+    pub fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+
+    pub(crate) fn name_str(&self) -> &str {
+        &self.name
     }
 
     /// Model path for labels in events and logs.

@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
     let stats = built.stats.clone();
     let tasks = TaskTracker::new();
     let cancel = CancellationToken::new();
-    built.spawn(&tasks, &cancel, &cfg, spool.clone(), Arc::new(Notify::new()));
+    built.spawn(&tasks, &cancel, &cfg, spool.clone(), Arc::new(Notify::new()), Default::default());
 
     let id = |id: &str| Identity {
         broker: addr,

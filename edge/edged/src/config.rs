@@ -38,6 +38,25 @@ struct RawConfig {
     /// Door access decisions (needs `[mqtt]`).
     #[serde(default)]
     access: Option<RawAccess>,
+    /// Automation rules.
+    #[serde(default)]
+    rules: Option<RawRules>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    /// Rule document (TOML or JSON by extension).
+    file: PathBuf,
+    /// Execution history (JSON lines); default `rules-history.jsonl` beside the spool directory.
+    history: Option<PathBuf>,
+    /// Priority of lockdowns that rules start (0-255; panels usually use higher).
+    #[serde(default = "default_rule_lockdown_priority")]
+    lockdown_priority: u8,
+}
+
+fn default_rule_lockdown_priority() -> u8 {
+    10
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,7 +170,18 @@ fn default_status_listen() -> String {
 #[serde(deny_unknown_fields)]
 struct RawDetector {
     onnxruntime: PathBuf,
+    /// `yolo` (a YOLO v8/v11 ONNX export; `classes` map its classes to events) or `blazepose` (the
+    /// bundled, Apache-2.0 person detector built at setup; reports class 0 `person`).
+    #[serde(default = "default_kind")]
+    kind: String,
     model: PathBuf,
+    /// `blazepose`: tile side and overlap in pixels, and whether to add a whole-frame pass.
+    #[serde(default = "default_tile")]
+    tile: u32,
+    #[serde(default = "default_overlap")]
+    overlap: u32,
+    #[serde(default)]
+    full_frame: bool,
     input_size: Option<u32>,
     #[serde(default = "default_score")]
     score_threshold: f32,
@@ -161,7 +191,40 @@ struct RawDetector {
     threads: usize,
     #[serde(default = "default_queue")]
     queue: usize,
+    /// Inference workers (each its own ONNX session), shared by all cameras.
+    #[serde(default = "default_workers")]
+    workers: usize,
+    /// `tracks` (object lifecycle events) or `frames` (one event per analysed frame with objects).
+    #[serde(default = "default_events")]
+    events: String,
+    /// Cadence of `object.updated` events per followed object, seconds (0 = none).
+    #[serde(default)]
+    update_secs: u64,
+    /// Smallest side, in pixels, of a motion-region crop given to the detector.
+    #[serde(default = "default_min_crop")]
+    min_crop: u32,
+    /// Required for `yolo`; `blazepose` defaults to `[{ id = 0, label = "person", kind = "detection.person" }]`.
+    #[serde(default)]
     classes: Vec<RawClass>,
+}
+
+fn default_kind() -> String {
+    "yolo".into()
+}
+fn default_tile() -> u32 {
+    192
+}
+fn default_overlap() -> u32 {
+    96
+}
+fn default_workers() -> usize {
+    1
+}
+fn default_events() -> String {
+    "tracks".into()
+}
+fn default_min_crop() -> u32 {
+    320
 }
 
 fn default_score() -> f32 {
@@ -200,6 +263,16 @@ struct RawCamera {
     height: Option<u32>,
     #[serde(default = "default_stall_secs")]
     stall_timeout_secs: u64,
+    /// Main stream for recording (the detect stream `url` is usually the camera's sub-stream).
+    record_url: Option<String>,
+    #[serde(default)]
+    motion: crate::scene_config::RawMotion,
+    #[serde(default)]
+    filters: crate::scene_config::RawFilters,
+    #[serde(default)]
+    lines: Vec<crate::scene_config::RawLine>,
+    #[serde(default)]
+    zones: Vec<crate::scene_config::RawZone>,
 }
 
 fn default_fps() -> f64 {
@@ -225,6 +298,7 @@ pub struct Config {
     pub cameras: Vec<CameraEntry>,
     pub mqtt: Option<MqttSettings>,
     pub access: Option<AccessSettings>,
+    pub rules: Option<RulesSettings>,
 }
 
 /// `[mqtt]`, validated.
@@ -237,6 +311,14 @@ pub struct MqttSettings {
     pub heartbeat_timeout: Duration,
     /// MQTTS listener: address, certificate chain, key.
     pub tls: Option<(SocketAddr, PathBuf, PathBuf)>,
+}
+
+/// `[rules]`, validated.
+#[derive(Debug, Clone)]
+pub struct RulesSettings {
+    pub file: PathBuf,
+    pub history: PathBuf,
+    pub lockdown_priority: u8,
 }
 
 /// `[access]`, validated.
@@ -259,8 +341,15 @@ pub struct CloudConfig {
 #[derive(Debug, Clone)]
 pub struct DetectorConfig {
     pub onnxruntime: PathBuf,
+    /// Model path and thresholds (used by both kinds).
     pub yolo: edge_detect::YoloConfig,
+    /// `Some` when `kind = "blazepose"`.
+    pub blaze: Option<edge_detect::BlazeConfig>,
     pub queue: usize,
+    pub workers: usize,
+    pub mode: edge_core::EventMode,
+    pub update_every_us: i64,
+    pub min_crop: u32,
     pub classes: Vec<ClassRule>,
 }
 
@@ -268,6 +357,9 @@ pub struct DetectorConfig {
 pub struct CameraEntry {
     pub zone: Option<String>,
     pub video: CameraConfig,
+    /// Main stream for recording, when it differs from the detect stream.
+    pub record_url: Option<String>,
+    pub scene: crate::scene_config::SceneSettings,
 }
 
 /// Everything wrong with a configuration file.
@@ -351,9 +443,47 @@ impl Config {
         if d.queue == 0 || d.queue > 256 {
             p.push("detector.queue: must be 1..=256".into());
         }
+        if d.workers == 0 || d.workers > 16 {
+            p.push("detector.workers: must be 1..=16".into());
+        }
+        let mode = match d.events.as_str() {
+            "tracks" => edge_core::EventMode::Tracks,
+            "frames" => edge_core::EventMode::Frames,
+            other => {
+                p.push(format!("detector.events: {other:?} must be \"tracks\" or \"frames\""));
+                edge_core::EventMode::Tracks
+            }
+        };
+        if d.update_secs > 86_400 {
+            p.push("detector.update_secs: at most 86400".into());
+        }
+        if !(32..=4096).contains(&d.min_crop) {
+            p.push("detector.min_crop: must be 32..=4096".into());
+        }
+        let blaze = match d.kind.as_str() {
+            "yolo" => None,
+            "blazepose" => {
+                if d.tile < 32 || d.tile > 2048 || d.overlap >= d.tile {
+                    p.push(format!("detector.tile/overlap: tile {} must be 32..=2048 and overlap below it", d.tile));
+                }
+                let mut b = edge_detect::BlazeConfig::new(d.model.clone());
+                b.tile = d.tile;
+                b.overlap = d.overlap;
+                b.full_frame = d.full_frame;
+                b.threads = d.threads;
+                Some(b)
+            }
+            other => {
+                p.push(format!("detector.kind: {other:?} must be \"yolo\" or \"blazepose\""));
+                None
+            }
+        };
+        let person = RawClass { id: 0, label: "person".into(), kind: "detection.person".into(), min_score: None };
+        let raw_classes =
+            if d.classes.is_empty() && blaze.is_some() { std::slice::from_ref(&person) } else { &d.classes[..] };
         let mut class_ids = HashSet::new();
         let mut classes = Vec::new();
-        for (i, class) in d.classes.iter().enumerate() {
+        for (i, class) in raw_classes.iter().enumerate() {
             if !class_ids.insert(class.id) {
                 p.push(format!("detector.classes[{i}]: class id {} listed twice", class.id));
             }
@@ -417,7 +547,15 @@ impl Config {
             if cam.stall_timeout_secs == 0 {
                 p.push(format!("{at}.stall_timeout_secs: must be > 0"));
             }
+            if let Some(url) = &cam.record_url
+                && (!(url.starts_with("rtsp://") || url.starts_with("rtsps://")) || url.len() < 10)
+            {
+                p.push(format!("{at}.record_url: must be an rtsp:// or rtsps:// URL"));
+            }
+            let scene = crate::scene_config::validate(&at, &cam.motion, &cam.filters, &cam.lines, &cam.zones, &mut p);
             cameras.push(CameraEntry {
+                record_url: cam.record_url.clone(),
+                scene,
                 zone: cam.zone.clone(),
                 video: CameraConfig {
                     id: Arc::from(cam.id.as_str()),
@@ -479,6 +617,14 @@ impl Config {
             p.push("access: doors need an [mqtt] section for their readers and locks".into());
         }
         let access = raw.access.as_ref().map(|a| AccessSettings { site_document: a.site_document.clone() });
+        let rules = raw.rules.as_ref().map(|r| RulesSettings {
+            file: r.file.clone(),
+            history: r.history.clone().unwrap_or_else(|| {
+                let spool = &raw.spool.path;
+                spool.parent().unwrap_or(spool).join("rules-history.jsonl")
+            }),
+            lockdown_priority: r.lockdown_priority,
+        });
 
         if !p.is_empty() {
             return Err(ConfigError { problems: p });
@@ -507,12 +653,18 @@ impl Config {
                     iou_threshold: d.iou_threshold,
                     threads: d.threads,
                 },
+                blaze,
                 queue: d.queue,
+                workers: d.workers,
+                mode,
+                update_every_us: i64::try_from(d.update_secs).unwrap_or(0).saturating_mul(1_000_000),
+                min_crop: d.min_crop,
                 classes,
             },
             cameras,
             mqtt,
             access,
+            rules,
         })
     }
 
@@ -547,6 +699,15 @@ impl Config {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => p.push(format!("access.site_document: {e}")),
                 Err(e) => p.push(format!("access.site_document: {e}")),
+            }
+        }
+        if let Some(r) = &self.rules {
+            match edge_rules::RuleSet::load(&r.file).map(|set| set.compile()) {
+                Ok(Ok(_)) => {}
+                Ok(Err(problems)) => {
+                    p.extend(problems.iter().map(|problem| format!("rules.file: {problem}")));
+                }
+                Err(e) => p.push(format!("rules.file: {e}")),
             }
         }
         let token = match (std::env::var(TOKEN_ENV), &self.cloud.token_file) {
@@ -626,6 +787,47 @@ mod tests {
         assert!(err.contains("detector.model"), "{err}");
         assert!(err.contains("detector.onnxruntime"), "{err}");
         assert!(err.contains("token_file"), "{err}");
+    }
+
+    #[test]
+    fn camera_analytics_are_parsed_and_every_mistake_is_named() {
+        let good = format!(
+            "{DEFAULT_CONFIG}\nrecord_url = \"rtsp://192.0.2.10/main\"\n[cameras.motion]\nthreshold = 30\nmasks = [[[0, 0], [1, 0], [1, 0.1]]]\n\
+             [cameras.filters]\nmin_area = 0.01\n[[cameras.lines]]\nid = \"door\"\na = [0.5, 0]\nb = [0.5, 1]\n\
+             [[cameras.zones]]\nid = \"till\"\npolygon = [[0.1, 0.5], [0.4, 0.5], [0.4, 0.9]]\nloiter_secs = 30\n"
+        );
+        let cfg = Config::from_toml(&good).unwrap();
+        let cam = &cfg.cameras[0];
+        assert_eq!(cam.record_url.as_deref(), Some("rtsp://192.0.2.10/main"));
+        assert_eq!(cam.scene.motion.as_ref().unwrap().threshold, 30);
+        assert_eq!(cam.scene.motion.as_ref().unwrap().masks.len(), 1);
+        assert_eq!((cam.scene.lines.len(), cam.scene.zones.len()), (1, 1));
+        assert_eq!(cam.scene.zones[0].loiter_us, Some(30_000_000));
+        assert_eq!(cam.scene.filter.min_area, 0.01);
+        assert_eq!(cfg.detector.mode, edge_core::EventMode::Tracks);
+
+        let bad = format!(
+            "{DEFAULT_CONFIG}\n[cameras.motion]\nfull_frame_secs = 0\n[cameras.filters]\nmin_area = 2\n\
+             [[cameras.lines]]\nid = \"door\"\na = [0.5, 0]\nb = [0.5, 0]\n[[cameras.lines]]\nid = \"door\"\na = [1.5, 0]\nb = [0, 0]\n\
+             [[cameras.zones]]\nid = \"z\"\npolygon = [[0.1, 0.5], [0.4, 0.5]]\n"
+        )
+        .replace("workers = 1", "workers = 0")
+        .replace("events = \"tracks\"", "events = \"sometimes\"");
+        let err = Config::from_toml(&bad).unwrap_err().to_string();
+        for needle in [
+            "cameras[0].motion.full_frame_secs",
+            "cameras[0].filters.min_area",
+            "cameras[0].lines[0]: a and b are the same point",
+            "cameras[0].lines[1].id: \"door\" is used twice",
+            "cameras[0].lines[1].a",
+            "cameras[0].zones[0].polygon: a polygon needs 3 to 64 points",
+            "detector.workers",
+            "detector.events",
+        ] {
+            assert!(err.contains(needle), "{needle} missing from:\n{err}");
+        }
+        let blaze = DEFAULT_CONFIG.replace("kind = \"yolo\"", "kind = \"blazepose\"");
+        assert!(Config::from_toml(&blaze).unwrap().detector.blaze.is_some());
     }
 
     #[test]

@@ -1,32 +1,30 @@
-//! The analysis stage: one OS thread that owns the ONNX session, turns frames into events and
-//! appends them to the spool.
+//! The analysis stage: a bounded pool of inference workers shared by every camera.
+//!
+//! ```text
+//! camera threads ──mpsc──▶ relay (per camera) ──▶ FrameSlots: one pending frame per camera
+//!                                                   │  (a newer frame replaces an unanalysed one: drop-oldest, counted)
+//!                          worker 1..N (OS threads, each its own ONNX session) ◀─┘ round-robin over cameras
+//!                              plan (motion gating) → detector on crop / full frame / nothing
+//!                              → observe (filters, tracker, lines, zones) → events → spool
+//! ```
+//!
+//! A camera's frames are analysed in order, by one worker at a time (its analyzer is checked out
+//! with the frame), so tracking state never races. A slow detector never backs up into the cameras:
+//! each camera keeps only its newest frame.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use edge_core::{ClassRule, EventContext, Frame, detections_to_events};
-use edge_detect::YoloDetector;
+use edge_core::analysis::{crop_for, crop_rgb, uncrop, union};
+use edge_core::{CameraAnalyzer, Detected, Frame, Plan};
+use edge_detect::{BlazePersonDetector, Detector, YoloDetector};
 use edge_spool::Spool;
 use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 use vigil_proto::{Event, Timestamp};
 
-use crate::stats::DetectStats;
-
-pub struct DetectStage {
-    pub detector: YoloDetector,
-    pub model_name: String,
-    pub classes: Vec<ClassRule>,
-    pub tenant: Uuid,
-    pub site: Uuid,
-    /// Zone of each camera, by camera id.
-    pub zones: Vec<(Arc<str>, Option<String>)>,
-    pub spool: Spool,
-    pub spooled: Arc<Notify>,
-    pub stats: Arc<DetectStats>,
-    pub eviction: crate::eviction::EvictionAlerts,
-}
+use crate::stats::{AnalysisSnapshot, DetectStats};
 
 /// UUIDv7 whose time part is when the event happened.
 pub fn event_id(at: Timestamp) -> Uuid {
@@ -34,62 +32,297 @@ pub fn event_id(at: Timestamp) -> Uuid {
     Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, nanos))
 }
 
-impl DetectStage {
-    /// Runs until every camera sender is gone (cameras stopped), then returns.
-    pub fn run(mut self, mut frames: mpsc::Receiver<Frame>) {
-        let span = tracing::info_span!("stage", stage = "detect");
-        let _enter = span.enter();
-        while let Some(frame) = frames.blocking_recv() {
-            let started = Instant::now();
-            let found = match self.detector.detect(&frame.rgb, frame.width, frame.height) {
-                Ok(found) => found,
-                Err(error) => {
-                    self.stats.errors.fetch_add(1, Relaxed);
-                    tracing::warn!(camera = %frame.camera, %error, "Inference failed for a frame.");
-                    continue;
-                }
-            };
-            self.stats.inference_micros_total.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
-            self.stats.frames_analyzed.fetch_add(1, Relaxed);
-            let zone = self.zones.iter().find(|(id, _)| *id == frame.camera).and_then(|(_, z)| z.as_deref());
-            let cx = EventContext { tenant: self.tenant, site: self.site, zone, model: &self.model_name };
-            let events = detections_to_events(&cx, &frame, &found, &self.classes, event_id);
-            if events.is_empty() {
-                continue;
-            }
-            tracing::trace!(camera = %frame.camera, events = events.len(), "Detections.");
-            self.append(&events);
-        }
-        tracing::info!("Detector stopped.");
+struct Slot {
+    camera: Arc<str>,
+    pending: Option<Frame>,
+    /// `None` while a worker has it checked out.
+    analyzer: Option<CameraAnalyzer>,
+    stats: Arc<Mutex<AnalysisSnapshot>>,
+}
+
+struct SlotsState {
+    slots: Vec<Slot>,
+    /// Round-robin start for the next pick.
+    next: usize,
+    /// Relays still running; at 0 no frame will ever come again.
+    open: usize,
+}
+
+/// One pending frame per camera, shared between relays and workers.
+pub struct FrameSlots {
+    state: Mutex<SlotsState>,
+    ready: Condvar,
+}
+
+impl FrameSlots {
+    pub fn new(analyzers: Vec<(CameraAnalyzer, Arc<Mutex<AnalysisSnapshot>>)>) -> Arc<FrameSlots> {
+        let slots: Vec<Slot> = analyzers
+            .into_iter()
+            .map(|(a, stats)| Slot { camera: a.config().camera.clone(), pending: None, analyzer: Some(a), stats })
+            .collect();
+        let open = slots.len();
+        Arc::new(FrameSlots { state: Mutex::new(SlotsState { slots, next: 0, open }), ready: Condvar::new() })
     }
 
-    /// Appends with a few retries; an event that still cannot be stored is counted and logged as
-    /// an ERROR (never dropped silently).
-    fn append(&self, events: &[Event]) {
-        let mut delay = Duration::from_millis(50);
-        for attempt in 1..=5 {
-            match self.spool.append(events) {
-                Ok(report) => {
-                    self.stats.events_created.fetch_add(events.len() as u64, Relaxed);
-                    for e in events {
-                        tracing::debug!(id = %e.id, kind = %e.kind, source = %e.source.id, "Event spooled.");
-                    }
-                    if report.evicted.total() > 0 {
-                        self.eviction.record(report.evicted);
-                    }
-                    self.spooled.notify_one();
-                    return;
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotsState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Offers a camera's newest frame; an older frame still waiting is dropped and counted.
+    pub fn offer(&self, frame: Frame) {
+        let mut st = self.lock();
+        let Some(slot) = st.slots.iter_mut().find(|s| s.camera == frame.camera) else { return };
+        if slot.pending.replace(frame).is_some() {
+            slot.stats.lock().unwrap_or_else(|p| p.into_inner()).dropped_oldest += 1;
+        }
+        drop(st);
+        self.ready.notify_one();
+    }
+
+    /// A relay ended (its camera stopped for good).
+    pub fn close_one(&self) {
+        let mut st = self.lock();
+        st.open = st.open.saturating_sub(1);
+        drop(st);
+        self.ready.notify_all();
+    }
+
+    /// Blocks for the next frame of a camera no other worker holds; `None` once every relay closed
+    /// and nothing is pending.
+    fn take(&self) -> Option<(usize, Frame, CameraAnalyzer)> {
+        let mut st = self.lock();
+        loop {
+            let n = st.slots.len();
+            for k in 0..n {
+                let i = (st.next + k) % n;
+                let slot = &mut st.slots[i];
+                if slot.pending.is_some() && slot.analyzer.is_some() {
+                    let (Some(frame), Some(analyzer)) = (slot.pending.take(), slot.analyzer.take()) else { continue };
+                    st.next = (i + 1) % n;
+                    return Some((i, frame, analyzer));
                 }
-                Err(error) if attempt < 5 => {
-                    tracing::warn!(%error, attempt, "Spool append failed; retrying.");
-                    std::thread::sleep(delay);
-                    delay *= 2;
+            }
+            if st.open == 0 && st.slots.iter().all(|s| s.pending.is_none()) {
+                return None;
+            }
+            st = self.ready.wait_timeout(st, Duration::from_millis(500)).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    fn give_back(&self, i: usize, analyzer: CameraAnalyzer) {
+        let mut st = self.lock();
+        if let Some(slot) = st.slots.get_mut(i) {
+            let mut snap = slot.stats.lock().unwrap_or_else(|p| p.into_inner());
+            let c = analyzer.counts();
+            snap.frames = c.frames;
+            snap.skipped = c.skipped;
+            snap.regions = c.regions;
+            snap.full = c.full;
+            snap.motion_episodes = c.motion_episodes;
+            snap.live_objects = analyzer.live_objects() as u64;
+            snap.lines = analyzer.line_counts();
+            drop(snap);
+            slot.analyzer = Some(analyzer);
+        }
+        drop(st);
+        // A frame of this camera may have arrived while it was checked out.
+        self.ready.notify_one();
+    }
+
+    /// Takes every analyzer out (after the workers stopped).
+    fn drain(&self) -> Vec<CameraAnalyzer> {
+        self.lock().slots.iter_mut().filter_map(|s| s.analyzer.take()).collect()
+    }
+}
+
+/// Forwards one camera's frames into its slot until the camera thread ends.
+pub async fn relay(mut frames: mpsc::Receiver<Frame>, slots: Arc<FrameSlots>) {
+    while let Some(frame) = frames.recv().await {
+        slots.offer(frame);
+    }
+    slots.close_one();
+}
+
+/// Everything a worker shares with the others.
+#[derive(Clone)]
+pub struct Shared {
+    pub slots: Arc<FrameSlots>,
+    pub spool: Spool,
+    pub spooled: Arc<Notify>,
+    pub stats: Arc<DetectStats>,
+    pub eviction: crate::eviction::EvictionAlerts,
+    /// Smallest crop side in pixels.
+    pub min_crop: u32,
+    /// Copies of every event for the rules stage.
+    pub tap: crate::rules::EventTap,
+}
+
+/// The configured detector. YOLO sees a motion region as a pixel crop (letterboxed to its input);
+/// BlazePose tiles only the regions.
+pub enum AnyDetector {
+    Yolo(YoloDetector),
+    Blaze(BlazePersonDetector),
+}
+
+impl AnyDetector {
+    pub fn name(&self) -> String {
+        match self {
+            AnyDetector::Yolo(d) => d.name().to_owned(),
+            AnyDetector::Blaze(d) => d.name().to_owned(),
+        }
+    }
+}
+
+pub struct DetectStage {
+    /// One detector per worker.
+    pub detectors: Vec<AnyDetector>,
+    pub shared: Shared,
+}
+
+impl DetectStage {
+    /// Runs the workers until every camera stopped, then ends every followed object.
+    pub fn run(self) {
+        let span = tracing::info_span!("stage", stage = "detect");
+        let _enter = span.enter();
+        let shared = self.shared;
+        let mut detectors = self.detectors.into_iter();
+        let first = detectors.next();
+        let others: Vec<_> = detectors
+            .enumerate()
+            .filter_map(|(i, detector)| {
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("vigil-detect-{}", i + 1))
+                    .spawn(move || worker(detector, &shared))
+                    .map_err(|error| tracing::error!(%error, "Cannot start an inference worker; running with fewer."))
+                    .ok()
+            })
+            .collect();
+        if let Some(detector) = first {
+            worker(detector, &shared);
+        }
+        for handle in others {
+            let _ = handle.join();
+        }
+        let now = Timestamp::from(chrono::Utc::now());
+        let mut events = Vec::new();
+        for mut analyzer in shared.slots.drain() {
+            events.extend(analyzer.finish(now, event_id));
+        }
+        if !events.is_empty() {
+            append(&shared, &events);
+        }
+        tracing::info!(ended_objects = events.len(), "Detector stopped.");
+    }
+}
+
+fn worker(mut detector: AnyDetector, shared: &Shared) {
+    let mut crop_buf = Vec::new();
+    while let Some((slot, frame, mut analyzer)) = shared.slots.take() {
+        let (plan, mut events) = analyzer.plan(&frame, event_id);
+        let found = match plan {
+            Plan::Skip => None,
+            Plan::Full => Some(run(&mut detector, shared, &frame, Look::Full, &mut crop_buf)),
+            Plan::Regions(regions) => match &detector {
+                AnyDetector::Yolo(_) => {
+                    let look =
+                        match union(&regions).and_then(|r| crop_for(r, frame.width, frame.height, shared.min_crop)) {
+                            Some(c) => Look::Crop(c),
+                            None => Look::Full,
+                        };
+                    Some(run(&mut detector, shared, &frame, look, &mut crop_buf))
                 }
-                Err(error) => {
-                    self.stats.events_lost.fetch_add(events.len() as u64, Relaxed);
-                    let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
-                    tracing::error!(%error, ?ids, "Events could not be spooled and are lost.");
+                AnyDetector::Blaze(_) => {
+                    Some(run(&mut detector, shared, &frame, Look::Regions(&regions), &mut crop_buf))
                 }
+            },
+        };
+        match found {
+            Some(Ok(found)) => events.extend(analyzer.observe(&frame, &found, event_id)),
+            Some(Err(())) | None => {}
+        }
+        shared.slots.give_back(slot, analyzer);
+        if !events.is_empty() {
+            tracing::trace!(camera = %frame.camera, events = events.len(), "Analysis events.");
+            append(shared, &events);
+        }
+    }
+}
+
+/// Where the detector looks in a frame.
+enum Look<'a> {
+    Full,
+    /// A pixel crop `(x, y, w, h)`.
+    Crop((u32, u32, u32, u32)),
+    /// Normalised regions (detectors that tile).
+    Regions(&'a [edge_core::geometry::Rect]),
+}
+
+/// Runs the detector; detections come back in whole-frame normalised coordinates.
+fn run(
+    detector: &mut AnyDetector,
+    shared: &Shared,
+    frame: &Frame,
+    look: Look<'_>,
+    buf: &mut Vec<u8>,
+) -> Result<Vec<Detected>, ()> {
+    let started = Instant::now();
+    let d: &mut dyn Detector = match detector {
+        AnyDetector::Yolo(d) => d,
+        AnyDetector::Blaze(d) => d,
+    };
+    let result = match look {
+        Look::Full => d.detect(&frame.rgb, frame.width, frame.height),
+        Look::Crop(c) => {
+            crop_rgb(&frame.rgb, frame.width, c, buf);
+            d.detect(buf, c.2, c.3).map(|mut found| {
+                uncrop(&mut found, c, frame.width, frame.height);
+                found
+            })
+        }
+        Look::Regions(regions) => d.detect_in(&frame.rgb, frame.width, frame.height, regions),
+    };
+    match result {
+        Ok(found) => {
+            shared.stats.inference_micros_total.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+            shared.stats.frames_analyzed.fetch_add(1, Relaxed);
+            Ok(found)
+        }
+        Err(error) => {
+            shared.stats.errors.fetch_add(1, Relaxed);
+            tracing::warn!(camera = %frame.camera, %error, "Inference failed for a frame.");
+            Err(())
+        }
+    }
+}
+
+/// Appends with a few retries; an event that still cannot be stored is counted and logged as an
+/// ERROR (never dropped silently).
+fn append(shared: &Shared, events: &[Event]) {
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=5 {
+        match shared.spool.append(events) {
+            Ok(report) => {
+                shared.stats.events_created.fetch_add(events.len() as u64, Relaxed);
+                shared.tap.offer(events);
+                for e in events {
+                    tracing::debug!(id = %e.id, kind = %e.kind, source = %e.source.id, "Event spooled.");
+                }
+                if report.evicted.total() > 0 {
+                    shared.eviction.record(report.evicted);
+                }
+                shared.spooled.notify_one();
+                return;
+            }
+            Err(error) if attempt < 5 => {
+                tracing::warn!(%error, attempt, "Spool append failed; retrying.");
+                std::thread::sleep(delay);
+                delay *= 2;
+            }
+            Err(error) => {
+                shared.stats.events_lost.fetch_add(events.len() as u64, Relaxed);
+                let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
+                tracing::error!(%error, ?ids, "Events could not be spooled and are lost.");
             }
         }
     }

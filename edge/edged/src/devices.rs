@@ -57,6 +57,40 @@ pub struct DeviceLive {
     pub last_seen_micros: i64,
 }
 
+/// Orders for the doors and devices from inside the edge (automation rules, remote commands).
+/// Each carries a reply with what was done, for the rule history and command acknowledgements.
+#[derive(Debug)]
+pub enum Control {
+    /// Lockdown of `doors` (`None`: every door), reverting after `minutes` when given.
+    Lockdown {
+        id: String,
+        priority: u8,
+        doors: Option<Vec<String>>,
+        minutes: Option<u32>,
+        by: String,
+    },
+    ClearLockdown {
+        id: String,
+        priority: u8,
+        by: String,
+    },
+    /// One passage through each door (`None`: every door); refused per door during a lockdown.
+    Unlock {
+        doors: Option<Vec<String>>,
+        by: String,
+    },
+    /// A device-specific command (`on`, `off`, `reboot`…) published on the device's command topic.
+    DeviceCommand {
+        device: String,
+        action: String,
+        params: Option<serde_json::Value>,
+        by: String,
+    },
+}
+
+/// What a [`Control`] did: `Ok(summary)` or `Err(reason)`.
+pub type ControlReply = tokio::sync::oneshot::Sender<Result<String, String>>;
+
 #[derive(Debug)]
 struct Pending {
     lock: String,
@@ -80,6 +114,8 @@ pub struct DevicesStage {
     pub heartbeat_timeout: Duration,
     /// Device kinds, to authorise actions (only a `panel` may start or clear a lockdown).
     pub registry: Arc<edge_mqtt::DeviceRegistry>,
+    /// Copies of every event for the rules stage.
+    pub tap: crate::rules::EventTap,
 }
 
 fn event_id(at: Timestamp) -> Uuid {
@@ -88,7 +124,12 @@ fn event_id(at: Timestamp) -> Uuid {
 }
 
 impl DevicesStage {
-    pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>, cancel: CancellationToken) {
+    pub async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut control: mpsc::Receiver<(Control, ControlReply)>,
+        cancel: CancellationToken,
+    ) {
         let mut pending: HashMap<String, Pending> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -100,6 +141,10 @@ impl DevicesStage {
                     Some(m) => self.on_message(m, &mut pending).await,
                     None => break,
                 },
+                Some((order, reply)) = control.recv() => {
+                    let result = self.on_control(order, &mut pending).await;
+                    let _ = reply.send(result);
+                }
                 _ = tick.tick() => self.on_tick(&mut pending).await,
             }
         }
@@ -234,6 +279,83 @@ impl DevicesStage {
         self.append(events).await;
     }
 
+    async fn on_control(&mut self, order: Control, pending: &mut HashMap<String, Pending>) -> Result<String, String> {
+        let now: DateTime<Utc> = SystemTime::now().into();
+        let mut events = Vec::new();
+        let result = match order {
+            Control::DeviceCommand { device, action, params, by } => {
+                let Some(d) = self.registry.get(&device) else { return Err(format!("no device {device}")) };
+                let cmd = Command { id: Uuid::now_v7().to_string(), action: action.clone(), secs: None, params };
+                match self.hub.command(&d.zone, &device, &cmd) {
+                    Ok(()) => {
+                        self.stats.commands_sent.fetch_add(1, Relaxed);
+                        tracing::info!(%device, %action, %by, id = %cmd.id, "Device command sent.");
+                        pending.insert(
+                            cmd.id.clone(),
+                            Pending { lock: device.clone(), door: String::new(), sent: Instant::now() },
+                        );
+                        Ok(format!("{action} sent to {device} (command {})", cmd.id))
+                    }
+                    Err(error) => {
+                        self.stats.commands_failed.fetch_add(1, Relaxed);
+                        Err(format!("{action} to {device}: {error}"))
+                    }
+                }
+            }
+            order => {
+                let Some(engine) = &mut self.engine else { return Err("this edge has no [access] section".into()) };
+                match order {
+                    Control::Lockdown { id, priority, doors, minutes, by } => {
+                        tracing::warn!(lockdown = %id, priority, ?doors, ?minutes, %by, "Lockdown started.");
+                        let until = minutes.map(|m| now + chrono::TimeDelta::minutes(i64::from(m)));
+                        let override_groups = engine.policy().document().lockdown_override_groups.clone();
+                        let n = doors.as_ref().map_or(engine.policy().document().doors.len(), Vec::len);
+                        let out = engine.lockdown(
+                            edge_access::Lockdown { id: id.clone(), priority, doors, until, override_groups },
+                            now,
+                        );
+                        self.apply(out, pending, &mut events, None);
+                        Ok(format!("lockdown {id} on {n} doors"))
+                    }
+                    Control::ClearLockdown { id, priority, by } => match engine.clear_lockdown(&id, priority, now) {
+                        Ok(out) => {
+                            tracing::warn!(lockdown = %id, %by, "Lockdown cleared.");
+                            self.apply(out, pending, &mut events, None);
+                            Ok(format!("lockdown {id} cleared"))
+                        }
+                        Err(error) => Err(error.to_string()),
+                    },
+                    Control::Unlock { doors, by } => {
+                        let ids: Vec<String> = doors
+                            .unwrap_or_else(|| engine.policy().document().doors.iter().map(|d| d.id.clone()).collect());
+                        let mut outs = Vec::new();
+                        let mut refused = Vec::new();
+                        for door in &ids {
+                            match engine.remote_unlock(door, &by, now) {
+                                Ok(out) => {
+                                    if !out.iter().any(|o| matches!(o, AccessOutput::Command(_))) {
+                                        refused.push(format!("{door}: lockdown"));
+                                    }
+                                    outs.extend(out);
+                                }
+                                Err(error) => refused.push(error.to_string()),
+                            }
+                        }
+                        self.apply(outs, pending, &mut events, None);
+                        if refused.is_empty() {
+                            Ok(format!("unlocked {}", ids.join(", ")))
+                        } else {
+                            Err(format!("refused: {}", refused.join("; ")))
+                        }
+                    }
+                    Control::DeviceCommand { .. } => Err("unreachable".into()),
+                }
+            }
+        };
+        self.append(events).await;
+        result
+    }
+
     async fn on_tick(&mut self, pending: &mut HashMap<String, Pending>) {
         let timeout = self.ack_timeout;
         pending.retain(|id, p| {
@@ -292,7 +414,7 @@ impl DevicesStage {
                         LockAction::Unlock { secs } => Some(secs),
                         _ => None,
                     };
-                    let cmd = Command { id: id.clone(), action: c.action.name().to_owned(), secs };
+                    let cmd = Command { id: id.clone(), action: c.action.name().to_owned(), secs, params: None };
                     match self.hub.command(&c.zone, &c.lock, &cmd) {
                         Ok(()) => {
                             self.stats.commands_sent.fetch_add(1, Relaxed);
@@ -328,6 +450,7 @@ impl DevicesStage {
             return;
         }
         let n = events.len() as u64;
+        self.tap.offer(&events);
         if self.journal.send(events).await.is_err() {
             self.stats.events_lost.fetch_add(n, Relaxed);
             tracing::error!(events = n, "Journal writer is gone; device events lost.");
@@ -391,6 +514,9 @@ pub struct DevicesBuilt {
     ack_timeout: Duration,
     heartbeat_timeout: Duration,
     pub stats: Arc<DeviceStats>,
+    /// Orders for doors and devices (rules, remote commands): send here once spawned.
+    pub control: mpsc::Sender<(Control, ControlReply)>,
+    control_rx: mpsc::Receiver<(Control, ControlReply)>,
 }
 
 impl DevicesBuilt {
@@ -427,13 +553,24 @@ impl DevicesBuilt {
                 .context("start MQTT")?;
         let tls_listen = mqtt.tls.as_ref().map(|t| t.local_addr);
         tracing::info!(listen = %mqtt.local_addr, tls = ?tls_listen, devices, "MQTT front listening; broker on loopback.");
+        let (control, control_rx) = mpsc::channel(256);
         Ok(Some(DevicesBuilt {
+            control,
+            control_rx,
             mqtt,
             engine,
             ack_timeout: m.ack_timeout,
             heartbeat_timeout: m.heartbeat_timeout,
             stats: Arc::new(DeviceStats::default()),
         }))
+    }
+
+    /// `(door, zone)` of every door in the site document.
+    pub fn doors(&self) -> Vec<(String, String)> {
+        self.engine
+            .as_ref()
+            .map(|e| e.policy().document().doors.iter().map(|d| (d.id.clone(), d.zone.clone())).collect())
+            .unwrap_or_default()
     }
 
     /// Address devices connect to.
@@ -453,6 +590,7 @@ impl DevicesBuilt {
         cfg: &crate::config::Config,
         spool: Spool,
         spooled: Arc<Notify>,
+        tap: crate::rules::EventTap,
     ) {
         use tracing::Instrument;
         let (tx, rx) = mpsc::channel(1024);
@@ -480,8 +618,13 @@ impl DevicesBuilt {
             ack_timeout: self.ack_timeout,
             heartbeat_timeout: self.heartbeat_timeout,
             registry,
+            tap,
         };
-        tasks.spawn(stage.run(rx, cancel.child_token()).instrument(tracing::info_span!("stage", stage = "devices")));
+        tasks.spawn(
+            stage
+                .run(rx, self.control_rx, cancel.child_token())
+                .instrument(tracing::info_span!("stage", stage = "devices")),
+        );
         let journal = write_journal(journal_rx, spool, spooled, stats);
         tasks.spawn(journal.instrument(tracing::info_span!("stage", stage = "devices_journal")));
     }

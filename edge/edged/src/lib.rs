@@ -13,6 +13,8 @@ pub mod config;
 mod detect;
 pub mod devices;
 mod eviction;
+pub mod rules;
+pub mod scene_config;
 mod sender;
 mod stats;
 mod status;

@@ -7,6 +7,10 @@ use edge_video::CameraStats;
 #[derive(Debug, Default)]
 pub struct EdgeStats {
     pub cameras: Vec<(String, Arc<CameraStats>)>,
+    /// Per camera: what analysis did with its frames (same order as `cameras`).
+    pub analysis: Vec<Arc<Mutex<AnalysisSnapshot>>>,
+    /// Per camera `(fps in, fps out)` over the last sampling period (see [`EdgeStats::sample_rates`]).
+    pub rates: Mutex<Vec<(f64, f64)>>,
     pub detect: Arc<DetectStats>,
     pub uplink: Arc<UplinkStats>,
     pub eviction: crate::eviction::EvictionAlerts,
@@ -22,6 +26,25 @@ pub struct DetectStats {
     pub events_lost: AtomicU64,
 }
 
+/// One camera's analysis counters, refreshed after each of its frames.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct AnalysisSnapshot {
+    /// Frames that reached analysis.
+    pub frames: u64,
+    /// Frames not given to the detector: nothing moved and nothing was being followed.
+    pub skipped: u64,
+    /// Frames where the detector saw only the moving regions (a crop).
+    pub regions: u64,
+    /// Frames analysed in full (periodic check, or no motion gating).
+    pub full: u64,
+    /// Frames replaced by a newer one before a worker was free (drop-oldest).
+    pub dropped_oldest: u64,
+    pub motion_episodes: u64,
+    pub live_objects: u64,
+    /// `(line, in, out)` people-counting totals since start.
+    pub lines: Vec<(String, u64, u64)>,
+}
+
 #[derive(Debug, Default)]
 pub struct UplinkStats {
     pub batches_sent: AtomicU64,
@@ -31,4 +54,39 @@ pub struct UplinkStats {
     /// Unix micros of the last acknowledged batch; 0 = never.
     pub last_success_micros: AtomicI64,
     pub last_error: Mutex<Option<String>>,
+}
+
+impl EdgeStats {
+    /// `(fps in, fps out)` of camera `i`: decoded, and handed to analysis.
+    pub fn fps(&self, i: usize) -> (f64, f64) {
+        self.rates.lock().unwrap_or_else(|p| p.into_inner()).get(i).copied().unwrap_or_default()
+    }
+
+    /// Samples the camera counters every `period` and keeps per-camera rates, until cancelled.
+    pub async fn sample_rates(
+        self: Arc<Self>,
+        period: std::time::Duration,
+        cancel: tokio_util::sync::CancellationToken,
+    ) {
+        let counts = |s: &EdgeStats| -> Vec<(u64, u64)> {
+            s.cameras.iter().map(|(_, c)| c.snapshot()).map(|c| (c.frames_decoded, c.frames_sent)).collect()
+        };
+        let mut before = (std::time::Instant::now(), counts(&self));
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(period) => {}
+            }
+            let now = (std::time::Instant::now(), counts(&self));
+            let secs = now.0.duration_since(before.0).as_secs_f64().max(1e-3);
+            let rates = now
+                .1
+                .iter()
+                .zip(&before.1)
+                .map(|(n, b)| (n.0.saturating_sub(b.0) as f64 / secs, n.1.saturating_sub(b.1) as f64 / secs))
+                .collect();
+            *self.rates.lock().unwrap_or_else(|p| p.into_inner()) = rates;
+            before = now;
+        }
+    }
 }

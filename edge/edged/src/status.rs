@@ -1,4 +1,5 @@
-//! Local status endpoint: `GET /status` (JSON counters) and `GET /health`.
+//! Local status endpoint: `GET /status` (JSON counters), `GET /metrics` (Prometheus text format)
+//! and `GET /health`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -18,10 +19,17 @@ pub struct StatusState {
     pub started: std::time::Instant,
     /// Devices stage and MQTT front counters, when `[mqtt]` is configured.
     pub devices: Option<(Arc<crate::devices::DeviceStats>, Arc<edge_mqtt::FrontStats>)>,
+    /// Rules stage counters and the tap feeding it, when `[rules]` is configured.
+    pub rules: Option<(Arc<crate::rules::RulesStats>, crate::rules::EventTap)>,
 }
 
 pub fn router(state: StatusState) -> Router {
-    Router::new().route("/status", get(status)).route("/health", get(|| async { "ok\n" })).with_state(state)
+    Router::new()
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/rules/history", get(rule_history))
+        .route("/health", get(|| async { "ok\n" }))
+        .with_state(state)
 }
 
 async fn status(State(s): State<StatusState>) -> Json<Value> {
@@ -29,9 +37,27 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
         .stats
         .cameras
         .iter()
-        .map(|(id, c)| {
+        .enumerate()
+        .map(|(i, (id, c))| {
             let snap = c.snapshot();
+            let analysis = s.stats.analysis.get(i).map(|a| a.lock().unwrap_or_else(|p| p.into_inner()).clone());
+            let lines: Vec<Value> = analysis
+                .as_ref()
+                .map(|a| a.lines.iter().map(|(l, i, o)| json!({ "id": l, "in": i, "out": o })).collect())
+                .unwrap_or_default();
             json!({
+                "analysis": analysis.map(|a| json!({
+                    "frames": a.frames,
+                    "skipped_no_motion": a.skipped,
+                    "analysed_regions": a.regions,
+                    "analysed_full": a.full,
+                    "dropped_oldest": a.dropped_oldest,
+                    "motion_episodes": a.motion_episodes,
+                    "live_objects": a.live_objects,
+                    "lines": lines,
+                })),
+                "fps_in": s.stats.fps(i).0,
+                "fps_out": s.stats.fps(i).1,
                 "id": id,
                 "state": snap.state.as_str(),
                 "frames_decoded": snap.frames_decoded,
@@ -74,9 +100,21 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
             },
         })
     });
+    let rules = s.rules.as_ref().map(|(r, tap)| {
+        json!({
+            "revision": r.revision.load(Relaxed),
+            "rules": r.rules.load(Relaxed),
+            "fired": r.fired.load(Relaxed),
+            "suppressed": r.suppressed.load(Relaxed),
+            "actions_failed": r.actions_failed.load(Relaxed),
+            "events_seen": r.events_seen.load(Relaxed),
+            "events_skipped": tap.skipped(),
+        })
+    });
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "devices": devices,
+        "rules": rules,
         "uptime_secs": s.started.elapsed().as_secs(),
         "cameras": cameras,
         "detector": {
@@ -105,4 +143,117 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
             "last_error": u.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         },
     }))
+}
+
+/// Prometheus exposition of the per-camera and pipeline counters.
+async fn metrics(State(s): State<StatusState>) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP vigil_{name} {help}\n# TYPE vigil_{name} {kind}");
+        for (labels, v) in rows {
+            let _ = writeln!(out, "vigil_{name}{labels} {v}");
+        }
+    };
+    let label = |id: &str| format!("{{camera=\"{}\"}}", id.replace(['\\', '"', '\n'], "_"));
+    let cams: Vec<(String, edge_video::CameraSnapshot, crate::stats::AnalysisSnapshot, (f64, f64))> = s
+        .stats
+        .cameras
+        .iter()
+        .enumerate()
+        .map(|(i, (id, c))| {
+            let a = s.stats.analysis.get(i).map(|a| a.lock().unwrap_or_else(|p| p.into_inner()).clone());
+            (id.clone(), c.snapshot(), a.unwrap_or_default(), s.stats.fps(i))
+        })
+        .collect();
+    let rows = |f: &dyn Fn(&edge_video::CameraSnapshot, &crate::stats::AnalysisSnapshot) -> f64| {
+        cams.iter().map(|(id, c, a, _)| (label(id), f(c, a))).collect::<Vec<_>>()
+    };
+    let fps = |out: bool| cams.iter().map(|(id, _, _, f)| (label(id), if out { f.1 } else { f.0 })).collect::<Vec<_>>();
+    family(
+        "camera_up",
+        "gauge",
+        "1 while the camera streams",
+        rows(&|c, _| f64::from(u8::from(c.state == edge_video::CameraState::Streaming))),
+    );
+    family("camera_fps_in", "gauge", "frames decoded per second", fps(false));
+    family("camera_fps_out", "gauge", "frames handed to analysis per second", fps(true));
+    family("camera_frames_decoded_total", "counter", "frames decoded", rows(&|c, _| c.frames_decoded as f64));
+    family(
+        "camera_frames_dropped_total",
+        "counter",
+        "frames dropped before analysis",
+        rows(&|c, a| (c.frames_dropped + a.dropped_oldest) as f64),
+    );
+    family("camera_reconnects_total", "counter", "reconnections", rows(&|c, _| c.reconnects as f64));
+    family(
+        "analysis_frames_skipped_total",
+        "counter",
+        "frames without motion, not given to the detector",
+        rows(&|_, a| a.skipped as f64),
+    );
+    family(
+        "analysis_frames_regions_total",
+        "counter",
+        "frames analysed on motion regions only",
+        rows(&|_, a| a.regions as f64),
+    );
+    family("analysis_frames_full_total", "counter", "frames analysed in full", rows(&|_, a| a.full as f64));
+    family("analysis_live_objects", "gauge", "objects being tracked", rows(&|_, a| a.live_objects as f64));
+    let mut line_rows = Vec::new();
+    for (id, _, a, _) in &cams {
+        for (line, i, o) in &a.lines {
+            let cam = id.replace(['\\', '"', '\n'], "_");
+            let line = line.replace(['\\', '"', '\n'], "_");
+            line_rows.push((format!("{{camera=\"{cam}\",line=\"{line}\",direction=\"in\"}}"), *i as f64));
+            line_rows.push((format!("{{camera=\"{cam}\",line=\"{line}\",direction=\"out\"}}"), *o as f64));
+        }
+    }
+    family("line_crossings_total", "counter", "objects that crossed a counting line", line_rows);
+    let d = &s.stats.detect;
+    family(
+        "detector_frames_total",
+        "counter",
+        "detector runs",
+        vec![(String::new(), d.frames_analyzed.load(Relaxed) as f64)],
+    );
+    family(
+        "detector_errors_total",
+        "counter",
+        "failed detector runs",
+        vec![(String::new(), d.errors.load(Relaxed) as f64)],
+    );
+    family(
+        "events_created_total",
+        "counter",
+        "analysis events written to the spool",
+        vec![(String::new(), d.events_created.load(Relaxed) as f64)],
+    );
+    family(
+        "events_lost_total",
+        "counter",
+        "events that could not be spooled",
+        vec![(String::new(), d.events_lost.load(Relaxed) as f64)],
+    );
+    family("spool_depth", "gauge", "events waiting for the cloud", vec![(String::new(), s.spool.len() as f64)]);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    rule: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /rules/history?rule=<id>&limit=<n>`: the newest executions first (404 without `[rules]`).
+async fn rule_history(
+    State(s): State<StatusState>,
+    axum::extract::Query(q): axum::extract::Query<HistoryQuery>,
+) -> Result<Json<Value>, axum::http::StatusCode> {
+    let Some((r, _)) = &s.rules else { return Err(axum::http::StatusCode::NOT_FOUND) };
+    let limit = q.limit.unwrap_or(100).min(500);
+    let recent = r.recent.lock().unwrap_or_else(|p| p.into_inner());
+    let items: Vec<&edge_rules::Execution> =
+        recent.iter().rev().filter(|e| q.rule.as_deref().is_none_or(|id| e.rule_id == id)).take(limit).collect();
+    Ok(Json(json!({ "items": items })))
 }

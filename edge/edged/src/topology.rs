@@ -1,12 +1,12 @@
 //! Builds every stage (all fallible setup happens here, before anything is spawned) and connects
 //! them with bounded channels. Reads like the data-flow diagram in the crate docs.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
-use edge_core::Backoff;
-use edge_detect::{OnnxRuntime, YoloDetector};
+use edge_core::{AnalyzerConfig, Backoff, CameraAnalyzer};
+use edge_detect::{BlazePersonDetector, OnnxRuntime, YoloDetector};
 use edge_spool::{Spool, SpoolConfig};
 use edge_uplink::{Uplink, UplinkConfig};
 use edge_video::CameraStats;
@@ -14,11 +14,11 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Secret};
-use crate::detect::DetectStage;
+use crate::config::{CameraEntry, Config, Secret};
+use crate::detect::{AnyDetector, DetectStage, FrameSlots};
 use crate::devices::DevicesBuilt;
 use crate::sender::Sender;
-use crate::stats::EdgeStats;
+use crate::stats::{AnalysisSnapshot, EdgeStats};
 use crate::status::{StatusState, router};
 
 /// A started edge: wait on `tasks` to drain, then flush `spool`.
@@ -39,19 +39,30 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
         edge_video::init()?;
     }
     let runtime = OnnxRuntime::load(&cfg.detector.onnxruntime)?;
-    let detector = YoloDetector::build(&runtime, &cfg.detector.yolo)?;
-    tracing::info!(
-        model = %cfg.detector.yolo.model.display(),
-        input = detector.input_size(),
-        classes = detector.classes(),
-        "Detector loaded."
-    );
-    if let Some(bad) = cfg.detector.classes.iter().find(|c| c.class_id as usize >= detector.classes()) {
+    let mut detectors = Vec::new();
+    for _ in 0..cfg.detector.workers.max(1) {
+        detectors.push(match &cfg.detector.blaze {
+            None => AnyDetector::Yolo(YoloDetector::build(&runtime, &cfg.detector.yolo)?),
+            Some(b) => AnyDetector::Blaze(BlazePersonDetector::build(&runtime, b)?),
+        });
+    }
+    let model_classes = match &detectors[0] {
+        AnyDetector::Yolo(d) => {
+            tracing::info!(model = %cfg.detector.yolo.model.display(), input = d.input_size(), classes = d.classes(), workers = detectors.len(), "YOLO detector loaded.");
+            d.classes()
+        }
+        AnyDetector::Blaze(d) => {
+            let c = d.config();
+            tracing::info!(model = %c.model.display(), tile = c.tile, overlap = c.overlap, workers = detectors.len(), "BlazePose person detector loaded.");
+            1
+        }
+    };
+    if let Some(bad) = cfg.detector.classes.iter().find(|c| c.class_id as usize >= model_classes) {
         anyhow::bail!(
             "detector class {} ({}) does not exist in a model with {} classes",
             bad.class_id,
             bad.label,
-            detector.classes()
+            model_classes
         );
     }
     let uplink = Uplink::build(&UplinkConfig {
@@ -65,41 +76,71 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
         .with_context(|| format!("bind status endpoint {}", cfg.status_listen))?;
     let status_addr = listener.local_addr()?;
     let devices = DevicesBuilt::build(cfg).await?;
+    let rules = match &cfg.rules {
+        Some(r) => {
+            let set = edge_rules::RuleSet::load(&r.file).with_context(|| format!("rules {}", r.file.display()))?;
+            let compiled = set.compile().map_err(|problems| {
+                let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                anyhow::anyhow!("rules {}:\n  - {}", r.file.display(), list.join("\n  - "))
+            })?;
+            tracing::info!(file = %r.file.display(), revision = compiled.revision(), rules = compiled.len(), "Rules loaded.");
+            Some((r.clone(), compiled))
+        }
+        None => None,
+    };
+    let (tap, tap_rx) = match &rules {
+        Some(_) => {
+            let (tap, rx) = crate::rules::EventTap::new(4096);
+            (tap, Some(rx))
+        }
+        None => (crate::rules::EventTap::default(), None),
+    };
+    let rules_stats = rules.as_ref().map(|_| Arc::new(crate::rules::RulesStats::default()));
     let mqtt_addr = devices.as_ref().map(DevicesBuilt::local_addr);
     let device_stats = devices.as_ref().map(|d| (d.stats.clone(), d.front_stats()));
 
     let camera_stats: Vec<(String, Arc<CameraStats>)> =
         cfg.cameras.iter().map(|c| (c.video.id.to_string(), Arc::new(CameraStats::default()))).collect();
-    let stats = Arc::new(EdgeStats { cameras: camera_stats.clone(), ..Default::default() });
+    let analysis_stats: Vec<Arc<Mutex<AnalysisSnapshot>>> =
+        cfg.cameras.iter().map(|_| Arc::new(Mutex::new(AnalysisSnapshot::default()))).collect();
+    let stats =
+        Arc::new(EdgeStats { cameras: camera_stats.clone(), analysis: analysis_stats.clone(), ..Default::default() });
+    let model_name = detectors[0].name();
+    let analyzers = cfg
+        .cameras
+        .iter()
+        .zip(&analysis_stats)
+        .map(|(cam, snap)| (CameraAnalyzer::new(analyzer_config(cfg, cam, &model_name)), snap.clone()))
+        .collect();
+    let slots = FrameSlots::new(analyzers);
 
-    // --- spawn: cameras → detect → spool → sender ---
+    // --- spawn: cameras → relays → frame slots → detect workers → spool → sender ---
     let tasks = TaskTracker::new();
     let spooled = Arc::new(Notify::new());
-    let (frames_tx, frames_rx) = mpsc::channel(cfg.detector.queue);
 
     for (cam, (_, cam_stats)) in cfg.cameras.iter().zip(&camera_stats) {
-        let handle =
-            edge_video::spawn_camera(cam.video.clone(), frames_tx.clone(), cam_stats.clone(), cancel.child_token())
-                .context("spawn camera thread")?;
+        let (frames_tx, frames_rx) = mpsc::channel(cfg.detector.queue);
+        let handle = edge_video::spawn_camera(cam.video.clone(), frames_tx, cam_stats.clone(), cancel.child_token())
+            .context("spawn camera thread")?;
         tasks.spawn_blocking(move || {
             let _ = handle.join();
         });
+        tasks.spawn(crate::detect::relay(frames_rx, slots.clone()));
     }
-    drop(frames_tx);
 
     let stage = DetectStage {
-        model_name: YoloDetector::model_name(&cfg.detector.yolo.model),
-        detector,
-        classes: cfg.detector.classes.clone(),
-        tenant: cfg.tenant,
-        site: cfg.site,
-        zones: cfg.cameras.iter().map(|c| (c.video.id.clone(), c.zone.clone())).collect(),
-        spool: spool.clone(),
-        spooled: spooled.clone(),
-        stats: stats.detect.clone(),
-        eviction: stats.eviction.clone(),
+        detectors,
+        shared: crate::detect::Shared {
+            slots,
+            spool: spool.clone(),
+            spooled: spooled.clone(),
+            stats: stats.detect.clone(),
+            eviction: stats.eviction.clone(),
+            min_crop: cfg.detector.min_crop,
+            tap: tap.clone(),
+        },
     };
-    tasks.spawn_blocking(move || stage.run(frames_rx));
+    tasks.spawn_blocking(move || stage.run());
 
     let sender = Sender {
         spool: spool.clone(),
@@ -114,14 +155,47 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
         tracing::info_span!("stage", stage = "uplink"),
     ));
 
+    tasks.spawn(stats.clone().sample_rates(std::time::Duration::from_secs(2), cancel.child_token()));
     tasks.spawn(stats.eviction.clone().run(spool.clone(), cfg.tenant, cfg.site, spooled.clone(), cancel.child_token()));
 
     // --- devices: MQTT front → hub → devices (access decisions, locks, telemetry) → spool ---
+    let control = devices.as_ref().map(|d| d.control.clone());
+    let doors = devices.as_ref().map(DevicesBuilt::doors).unwrap_or_default();
     if let Some(d) = devices {
-        d.spawn(&tasks, cancel, cfg, spool.clone(), spooled.clone());
+        d.spawn(&tasks, cancel, cfg, spool.clone(), spooled.clone(), tap.clone());
     }
 
-    let app = router(StatusState { stats, spool: spool.clone(), started: Instant::now(), devices: device_stats });
+    // --- rules: every event (tap) → engine → doors, devices, alerts, recordings ---
+    if let (Some((settings, compiled)), Some(rx), Some(stats)) = (rules, tap_rx, rules_stats.clone()) {
+        stats.revision.store(compiled.revision(), std::sync::atomic::Ordering::Relaxed);
+        stats.rules.store(compiled.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let stage = crate::rules::RulesStage {
+            tenant: cfg.tenant,
+            site: cfg.site,
+            engine: edge_rules::Engine::new(compiled),
+            control,
+            doors,
+            cameras: cfg.cameras.iter().map(|c| (c.video.id.to_string(), c.zone.clone())).collect(),
+            recording: None,
+            lockdown_priority: settings.lockdown_priority,
+            spool: spool.clone(),
+            spooled: spooled.clone(),
+            history: settings.history.clone(),
+            stats,
+        };
+        tasks.spawn(tracing::Instrument::instrument(
+            stage.run(rx, cancel.child_token()),
+            tracing::info_span!("stage", stage = "rules"),
+        ));
+    }
+
+    let app = router(StatusState {
+        stats,
+        spool: spool.clone(),
+        started: Instant::now(),
+        devices: device_stats,
+        rules: rules_stats.map(|s| (s, tap.clone())),
+    });
     let status_cancel = cancel.child_token();
     tasks.spawn(async move {
         if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(status_cancel.cancelled_owned()).await {
@@ -130,4 +204,19 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
     });
     tracing::info!(status = %status_addr, cameras = cfg.cameras.len(), cloud = %cfg.cloud.url, "Edge running.");
     Ok(Running { tasks, spool, status_addr, mqtt_addr })
+}
+
+/// One camera's analysis settings from the validated configuration.
+fn analyzer_config(cfg: &Config, cam: &CameraEntry, model: &str) -> AnalyzerConfig {
+    let mut a =
+        AnalyzerConfig::new(cfg.tenant, cfg.site, cam.video.id.clone(), model.to_owned(), cfg.detector.classes.clone());
+    a.zone.clone_from(&cam.zone);
+    a.motion.clone_from(&cam.scene.motion);
+    a.full_frame_every_us = cam.scene.full_frame_every_us;
+    a.filter = cam.scene.filter.clone();
+    a.lines.clone_from(&cam.scene.lines);
+    a.zones.clone_from(&cam.scene.zones);
+    a.mode = cfg.detector.mode;
+    a.update_every_us = cfg.detector.update_every_us;
+    a
 }

@@ -77,6 +77,7 @@ fn registry() -> RegistryDocument {
             dev("contact-1", DeviceKind::Contact),
             dev("temp-1", DeviceKind::Temperature),
             dev("panel-1", DeviceKind::Panel),
+            dev("ac", DeviceKind::Actuator),
         ],
     }
 }
@@ -101,6 +102,9 @@ struct Edge {
     addr: std::net::SocketAddr,
     spool: edge_spool::Spool,
     stats: Arc<edged::devices::DeviceStats>,
+    control: tokio::sync::mpsc::Sender<(edged::devices::Control, edged::devices::ControlReply)>,
+    tap: edged::rules::EventTap,
+    rules: Option<Arc<edged::rules::RulesStats>>,
     tasks: TaskTracker,
     cancel: CancellationToken,
 }
@@ -110,8 +114,12 @@ impl Edge {
         Edge::start_with("").await
     }
 
-    /// `mqtt_extra`: more `[mqtt]` keys.
     async fn start_with(mqtt_extra: &str) -> Edge {
+        Edge::start_full(mqtt_extra, None).await
+    }
+
+    /// `mqtt_extra`: more `[mqtt]` keys; `rules`: a rule file to run.
+    async fn start_full(mqtt_extra: &str, rules: Option<&std::path::Path>) -> Edge {
         let dir = tempfile::tempdir().unwrap();
         let devices = dir.path().join("devices.json");
         std::fs::write(&devices, serde_json::to_string(&registry()).unwrap()).unwrap();
@@ -126,11 +134,49 @@ impl Edge {
         let built = DevicesBuilt::build(&cfg).await.unwrap().unwrap();
         let addr = built.local_addr();
         let stats = built.stats.clone();
+        let control = built.control.clone();
+        let doors = built.doors();
         let tasks = TaskTracker::new();
         let cancel = CancellationToken::new();
-        built.spawn(&tasks, &cancel, &cfg, spool.clone(), Arc::new(Notify::new()));
+        let (tap, tap_rx) = match rules {
+            Some(_) => {
+                let (tap, rx) = edged::rules::EventTap::new(4096);
+                (tap, Some(rx))
+            }
+            None => (edged::rules::EventTap::default(), None),
+        };
+        built.spawn(&tasks, &cancel, &cfg, spool.clone(), Arc::new(Notify::new()), tap.clone());
+        let rules_stats = match (rules, tap_rx) {
+            (Some(file), Some(rx)) => {
+                let compiled = edge_rules::RuleSet::load(file).unwrap().compile().unwrap();
+                let stats = Arc::new(edged::rules::RulesStats::default());
+                let stage = edged::rules::RulesStage {
+                    tenant: cfg.tenant,
+                    site: cfg.site,
+                    engine: edge_rules::Engine::new(compiled),
+                    control: Some(control.clone()),
+                    doors,
+                    cameras: vec![("cam-restricted".into(), Some("restricted".into()))],
+                    recording: None,
+                    lockdown_priority: 10,
+                    spool: spool.clone(),
+                    spooled: Arc::new(Notify::new()),
+                    history: dir.path().join("rules-history.jsonl"),
+                    stats: stats.clone(),
+                };
+                tasks.spawn(stage.run(rx, cancel.clone()));
+                Some(stats)
+            }
+            _ => None,
+        };
 
-        Edge { _dir: dir, addr, spool, stats, tasks, cancel }
+        Edge { _dir: dir, addr, spool, stats, control, tap, rules: rules_stats, tasks, cancel }
+    }
+
+    async fn order(&self, c: edged::devices::Control) -> Result<String, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.control.send((c, tx)).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), rx).await.unwrap().unwrap()
     }
 
     fn id(&self, id: &str) -> Identity {
@@ -281,5 +327,186 @@ async fn a_silent_device_goes_offline_after_its_heartbeat_timeout() {
     // heard again: online
     temp.telemetry("temperature", 20.0, "celsius").await.unwrap();
     wait_for("online again", || stats.live.lock().unwrap().get("temp-1").is_some_and(|l| l.online)).await;
+    edge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_and_operators_drive_doors_and_devices_through_the_control_channel() {
+    use edged::devices::Control;
+    let edge = Edge::start().await;
+    let stats = edge.stats.clone();
+    let mut lock = SimDevice::connect(edge.id("lock-1"), true).await.unwrap();
+    let mut temp = SimDevice::connect(edge.id("temp-1"), true).await.unwrap();
+    wait_for("online statuses", || stats.messages.load(Relaxed) >= 2).await;
+
+    // A remote unlock: one passage, journalled as granted_remote.
+    let by = "operator:u-1".to_owned();
+    let done = edge.order(Control::Unlock { doors: Some(vec!["front".into()]), by: by.clone() }).await;
+    assert_eq!(done, Ok("unlocked front".to_owned()));
+    assert_eq!(next_cmd(&mut lock).await.action, "unlock");
+
+    // A lockdown locks every door; a remote unlock is then refused and nothing reaches the lock.
+    let ld =
+        Control::Lockdown { id: "rule:after-hours".into(), priority: 10, doors: None, minutes: None, by: by.clone() };
+    assert_eq!(edge.order(ld).await, Ok("lockdown rule:after-hours on 1 doors".to_owned()));
+    assert_eq!(next_cmd(&mut lock).await.action, "lock");
+    let refused = edge.order(Control::Unlock { doors: None, by: by.clone() }).await;
+    assert_eq!(refused, Err("refused: front: lockdown".to_owned()));
+    assert!(tokio::time::timeout(Duration::from_millis(300), lock.commands.recv()).await.is_err(), "no unlock");
+    let weak = Control::ClearLockdown { id: "rule:after-hours".into(), priority: 5, by: by.clone() };
+    assert!(edge.order(weak).await.unwrap_err().contains("refused"));
+    let clear = Control::ClearLockdown { id: "rule:after-hours".into(), priority: 10, by: by.clone() };
+    assert_eq!(edge.order(clear).await, Ok("lockdown rule:after-hours cleared".to_owned()));
+
+    // A device command reaches that device only; unknown devices and doors are errors.
+    let on = edge
+        .order(Control::DeviceCommand { device: "temp-1".into(), action: "ac_on".into(), params: None, by: by.clone() })
+        .await;
+    assert!(on.unwrap().starts_with("ac_on sent to temp-1"));
+    assert_eq!(next_cmd(&mut temp).await.action, "ac_on");
+    let ghost = Control::DeviceCommand { device: "ghost".into(), action: "on".into(), params: None, by: by.clone() };
+    assert_eq!(edge.order(ghost).await, Err("no device ghost".to_owned()));
+    let nowhere = edge.order(Control::Unlock { doors: Some(vec!["vault".into()]), by }).await;
+    assert_eq!(nowhere, Err("refused: no door vault".to_owned()));
+
+    // Journalled: the remote grant, the refusal during the lockdown, and the lockdown alarms.
+    let mut reasons = Vec::new();
+    wait_for("journalled decisions", || {
+        let events: Vec<_> = edge.spool.peek(100).unwrap().into_iter().map(|s| s.event).collect();
+        reasons = events
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Payload::Access(a) => Some(a.reason.clone()),
+                Payload::Alert(a) => Some(a.message.clone()),
+                _ => None,
+            })
+            .collect();
+        reasons.len() >= 4
+    })
+    .await;
+    assert!(reasons.contains(&"granted_remote".to_owned()), "{reasons:?}");
+    assert!(reasons.contains(&"lockdown".to_owned()), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.starts_with("lockdown_started")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.starts_with("lockdown_ended")), "{reasons:?}");
+    edge.stop().await;
+}
+
+/// The seed's two rules, as written in the product spec, from the shipped rule file: "After Hours
+/// Alert" (person in the restricted zone 18:00-06:00 → notify security, lock all doors, start
+/// recording) and "Temperature Alert" (> 30 °C → alert facilities, turn on the AC, log) — with
+/// real devices on the real broker and no cloud.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_rules_fire_with_their_actions_and_keep_a_history() {
+    use edge_rules::{ActionResult, ExecutionOutcome};
+    use vigil_proto::{Alert, BoundingBox, DetectedObject, Detection, Event, Source, SourceKind, Timestamp};
+
+    let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/rules/seed.toml");
+    let edge = Edge::start_full("", Some(&seed)).await;
+    let (stats, rules) = (edge.stats.clone(), edge.rules.clone().unwrap());
+    let mut lock = SimDevice::connect(edge.id("lock-1"), true).await.unwrap();
+    let mut ac = SimDevice::connect(edge.id("ac"), true).await.unwrap();
+    let reader = SimDevice::connect(edge.id("reader-1"), false).await.unwrap();
+    let temp = SimDevice::connect(edge.id("temp-1"), false).await.unwrap();
+    wait_for("online statuses", || stats.messages.load(Relaxed) >= 4).await;
+
+    // Temperature: 29.5 °C does nothing; 31.5 °C alerts facilities and turns the AC on.
+    temp.telemetry("temperature", 29.5, "celsius").await.unwrap();
+    wait_for("the first reading", || stats.readings.load(Relaxed) == 1).await;
+    temp.telemetry("temperature", 31.5, "celsius").await.unwrap();
+    let on = next_cmd(&mut ac).await;
+    assert_eq!(on.action, "on");
+    ac.obey(&on).await.unwrap();
+    wait_for("one firing", || rules.fired.load(Relaxed) == 1).await;
+
+    // A person in the restricted zone at noon (Paris): nothing. At 22:00: lockdown, alert, history.
+    let person = |local: &str| {
+        let at = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M")
+            .unwrap()
+            .and_local_timezone(chrono_tz::Europe::Paris)
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        Event {
+            id: uuid::Uuid::now_v7(),
+            tenant: uuid::Uuid::nil(),
+            site: uuid::Uuid::nil(),
+            zone: Some("restricted".into()),
+            source: Source { kind: SourceKind::Camera, id: "cam-restricted".into() },
+            kind: EventKind::DetectionPerson,
+            occurred_at: Timestamp::from(at),
+            payload: Payload::Detection(Detection {
+                model: "m".into(),
+                frame_seq: 1,
+                frame_width: 768,
+                frame_height: 576,
+                objects: vec![DetectedObject {
+                    class_id: 0,
+                    label: "person".into(),
+                    score: 0.9,
+                    bbox: BoundingBox { x: 0.1, y: 0.1, w: 0.2, h: 0.5 },
+                    track: Some(1),
+                }],
+                clip: None,
+            }),
+        }
+    };
+    edge.tap.offer(&[person("2026-11-25 12:00")]);
+    edge.tap.offer(&[person("2026-11-25 22:00")]);
+    let locked = next_cmd(&mut lock).await;
+    assert_eq!(locked.action, "lock", "after hours: every door locks");
+    wait_for("two firings", || rules.fired.load(Relaxed) == 2).await;
+    // 4 online statuses, 2 readings, 2 detections, and the lockdown's own alarm (which no rule takes).
+    wait_for("every event seen by the rules", || rules.events_seen.load(Relaxed) == 9).await;
+
+    // The lockdown holds: alice's badge is refused now.
+    reader.swipe("A1", None).await.unwrap();
+    wait_for("the refusal", || stats.access_denied.load(Relaxed) == 1).await;
+    assert!(tokio::time::timeout(Duration::from_millis(300), lock.commands.recv()).await.is_err(), "no unlock");
+
+    // History: both firings with each action's result, in order.
+    let history: Vec<_> = rules.recent.lock().unwrap().iter().cloned().collect();
+    assert_eq!(history.len(), 2, "{history:#?}");
+    let (t, a) = (&history[0], &history[1]);
+    assert_eq!((t.rule_id.as_str(), &t.outcome), ("temperature", &ExecutionOutcome::Fired));
+    let results: Vec<(&str, Option<&ActionResult>)> =
+        t.actions.iter().map(|r| (r.action.as_str(), r.result.as_ref())).collect();
+    assert_eq!(
+        results,
+        [
+            ("alert", Some(&ActionResult::Ok)),
+            ("device_command", Some(&ActionResult::Ok)),
+            ("log", Some(&ActionResult::Ok))
+        ]
+    );
+    assert_eq!(a.rule_id, "after-hours");
+    let results: Vec<&str> = a.actions.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(results, ["notify", "lock_doors", "start_recording"]);
+    assert_eq!(a.actions[0].result, Some(ActionResult::Ok));
+    assert_eq!(a.actions[1].result, Some(ActionResult::Ok));
+    assert!(matches!(a.actions[2].result, Some(ActionResult::Skipped { .. })), "no recorder in this test: {a:?}");
+
+    // The alerts wait in the spool for the cloud, tagged with their rule.
+    let mut alerts = Vec::new();
+    wait_for("rule alerts in the spool", || {
+        alerts = edge
+            .spool
+            .peek(200)
+            .unwrap()
+            .into_iter()
+            .filter_map(|s| match s.event.payload {
+                Payload::Alert(Alert { rule: Some(rule), message, .. }) => Some((rule, message)),
+                _ => None,
+            })
+            .collect();
+        alerts.len() >= 2
+    })
+    .await;
+    assert!(
+        alerts.iter().any(|(r, m)| r == "temperature" && m.contains("facilities") && m.contains("31.5")),
+        "{alerts:?}"
+    );
+    assert!(
+        alerts.iter().any(|(r, m)| r == "after-hours" && m.contains("security") && m.contains("restricted")),
+        "{alerts:?}"
+    );
     edge.stop().await;
 }

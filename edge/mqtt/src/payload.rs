@@ -72,6 +72,9 @@ pub struct Command {
     /// For `unlock`: seconds before relocking.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secs: Option<u32>,
+    /// Device-specific arguments (`{"setpoint": 22}`), from rules or operators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<serde_json::Value>,
 }
 
 /// A parsed message from a device.
@@ -186,9 +189,9 @@ mod tests {
 
     #[test]
     fn commands_serialize_compactly() {
-        let c = Command { id: "c1".into(), action: "unlock".into(), secs: Some(5) };
+        let c = Command { id: "c1".into(), action: "unlock".into(), secs: Some(5), params: None };
         assert_eq!(serde_json::to_string(&c).unwrap(), r#"{"id":"c1","action":"unlock","secs":5}"#);
-        let c = Command { id: "c2".into(), action: "lock".into(), secs: None };
+        let c = Command { id: "c2".into(), action: "lock".into(), secs: None, params: None };
         assert_eq!(serde_json::to_string(&c).unwrap(), r#"{"id":"c2","action":"lock"}"#);
     }
 }

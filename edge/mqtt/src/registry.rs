@@ -24,6 +24,8 @@ pub enum DeviceKind {
     Panic,
     /// Security panel: may start and clear lockdowns.
     Panel,
+    /// Something the site switches: HVAC, lighting, siren or relay (obeys commands, reports state).
+    Actuator,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

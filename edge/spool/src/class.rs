@@ -8,11 +8,12 @@ pub enum Class {
     Alarm = 0,
     /// `access.granted` / `access.denied`: never evicted.
     Access = 1,
-    /// `detection.*`: evicted last among the evictable classes.
+    /// `detection.*` and the video analytics built on them (`motion.*`, `object.*`, `line.*`, `zone.*`):
+    /// evicted last among the evictable classes.
     Detection = 2,
     /// `sensor.reading`, `device.status`.
     Telemetry = 3,
-    /// Clip and snapshot references: evicted first.
+    /// Clip and snapshot notices (`media.saved`): evicted first.
     Clip = 4,
 }
 
@@ -29,8 +30,17 @@ impl Class {
         match kind {
             EventKind::AlertTriggered => Class::Alarm,
             EventKind::AccessGranted | EventKind::AccessDenied => Class::Access,
-            EventKind::DetectionPerson | EventKind::DetectionVehicle => Class::Detection,
+            EventKind::DetectionPerson
+            | EventKind::DetectionVehicle
+            | EventKind::MotionDetected
+            | EventKind::ObjectUpdated
+            | EventKind::ObjectEnded
+            | EventKind::LineCrossed
+            | EventKind::ZoneEntered
+            | EventKind::ZoneExited
+            | EventKind::ZoneLoitering => Class::Detection,
             EventKind::SensorReading | EventKind::DeviceStatus => Class::Telemetry,
+            EventKind::MediaSaved => Class::Clip,
             // Unknown kinds are kept like alarms: never evicted, so nothing is lost by accident.
             EventKind::Unknown => Class::Alarm,
         }

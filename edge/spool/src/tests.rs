@@ -154,6 +154,7 @@ fn over_the_bound_telemetry_goes_before_detections_and_alarms_and_access_never_g
             frame_width: 1,
             frame_height: 1,
             objects: vec![],
+            clip: None,
         });
         e
     };

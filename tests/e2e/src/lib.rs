@@ -42,11 +42,12 @@ pub struct Site {
     pub tls: Option<TlsFiles>,
     pub wan: Option<WanProxy>,
     analyze_fps: f64,
+    analytics: Option<String>,
     http: reqwest::blocking::Client,
 }
 
 /// How to run a site.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SiteOptions {
     /// Frames per second the edge analyses.
     pub analyze_fps: f64,
@@ -54,6 +55,17 @@ pub struct SiteOptions {
     pub tls: bool,
     /// Route the edge's uplink through a [`WanProxy`] the test can cut.
     pub wan_proxy: bool,
+    /// Camera analytics (TOML sub-tables of `[[cameras]]`, e.g. `[[cameras.lines]]`): the edge then
+    /// runs the bundled BlazePose person detector with motion gating and reports object lifecycles.
+    /// `None`: the YOLO test model, one event per analysed frame with objects and no motion gating —
+    /// a steady event load for the transport tests.
+    pub analytics: Option<String>,
+}
+
+impl Default for SiteOptions {
+    fn default() -> Self {
+        SiteOptions { analyze_fps: 4.0, tls: false, wan_proxy: false, analytics: None }
+    }
 }
 
 /// A private CA and a certificate it signed for 127.0.0.1.
@@ -108,7 +120,7 @@ impl Site {
     /// Starts PostgreSQL and the cloud, provisions a tenant/site/edge, then starts the camera and
     /// the edge.
     pub fn start(analyze_fps: f64) -> anyhow::Result<Site> {
-        Site::start_with(SiteOptions { analyze_fps, tls: false, wan_proxy: false })
+        Site::start_with(SiteOptions { analyze_fps, ..SiteOptions::default() })
     }
 
     pub fn start_with(opts: SiteOptions) -> anyhow::Result<Site> {
@@ -141,6 +153,7 @@ impl Site {
             tls,
             wan: None,
             analyze_fps: opts.analyze_fps,
+            analytics: opts.analytics.clone(),
             http,
         };
         site.ids = site.provision()?;
@@ -268,16 +281,21 @@ listen = "127.0.0.1:{status}"
 
 [detector]
 onnxruntime = "{ort}"
+kind = "{kind}"
 model = "{model}"
 input_size = 640
 threads = 1
+events = "{events}"
 {classes}
 [[cameras]]
 id = "cam-1"
 url = "rtsp://127.0.0.1:{camera}/cam"
 zone = "lobby"
 analyze_fps = {analyze_fps}
+{analytics}
 "#,
+                events = if self.analytics.is_some() { "tracks" } else { "frames" },
+                analytics = self.analytics.as_deref().unwrap_or("[cameras.motion]\nenabled = false"),
                 tenant = self.ids.tenant_id,
                 site = self.ids.site_id,
                 cloud = self.edge_cloud_url(),
@@ -285,8 +303,11 @@ analyze_fps = {analyze_fps}
                 spool = spool.display(),
                 status = self.status_port,
                 ort = fixtures.join("libonnxruntime.so").display(),
-                model = fixtures.join("yolov8n-320-nudenet.onnx").display(),
-                classes = TEST_CLASSES,
+                kind = if self.analytics.is_some() { "blazepose" } else { "yolo" },
+                model = fixtures
+                    .join(if self.analytics.is_some() { "blazepose-person.onnx" } else { "yolov8n-320-nudenet.onnx" })
+                    .display(),
+                classes = if self.analytics.is_some() { "" } else { TEST_CLASSES },
                 camera = self.camera_port,
             ),
         )?;

@@ -68,7 +68,8 @@ fn kill_9_of_the_edge_at_random_moments_loses_and_duplicates_nothing() {
 
 #[test]
 fn a_long_wan_cut_with_detections_continuing_delivers_everything_in_order_after_it_heals() {
-    let mut site = Site::start_with(SiteOptions { analyze_fps: 4.0, tls: false, wan_proxy: true }).unwrap();
+    let mut site =
+        Site::start_with(SiteOptions { analyze_fps: 4.0, wan_proxy: true, ..SiteOptions::default() }).unwrap();
     site.wait_for("first detections through the WAN", Duration::from_secs(120), |s| {
         Ok(!s.cloud_events(PERSON)?.is_empty())
     })

@@ -116,7 +116,7 @@ fn events_produced_while_the_cloud_is_down_arrive_after_it_returns_none_twice() 
 
 #[test]
 fn the_edge_uploads_over_https_to_a_cloud_with_a_private_ca() {
-    let mut site = Site::start_with(SiteOptions { analyze_fps: 4.0, tls: true, wan_proxy: false }).unwrap();
+    let mut site = Site::start_with(SiteOptions { analyze_fps: 4.0, tls: true, ..SiteOptions::default() }).unwrap();
     assert!(site.cloud_url().starts_with("https://"));
     // A client that does not trust the private CA is refused by TLS.
     let untrusting = reqwest::blocking::Client::new().get(format!("{}/health", site.cloud_url())).send();

@@ -22,7 +22,8 @@ use axum::routing::post;
 use serde::Deserialize;
 use serde_json::json;
 use vigil_proto::{
-    AckStatus, BatchAck, CBOR_CONTENT_TYPE, EventAck, EventBatch, INGEST_EVENTS_PATH, SCHEMA_VERSION, codec,
+    AckStatus, BatchAck, CBOR_CONTENT_TYPE, EventAck, EventBatch, INGEST_EVENTS_PATH, MIN_SCHEMA_VERSION,
+    SCHEMA_VERSION, codec,
 };
 
 use crate::error::ApiError;
@@ -89,12 +90,13 @@ fn decode_batch(body: &[u8]) -> Result<EventBatch, ApiError> {
     struct SchemaProbe {
         schema: u16,
     }
-    let unsupported = |got: u16| ApiError::UnsupportedSchema { got, supported: SCHEMA_VERSION };
+    let unsupported = |got: u16| ApiError::UnsupportedSchema { got };
+    let speaks = |v: u16| (MIN_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&v);
     match codec::decode::<EventBatch>(body) {
-        Ok(batch) if batch.schema == SCHEMA_VERSION => Ok(batch),
+        Ok(batch) if speaks(batch.schema) => Ok(batch),
         Ok(batch) => Err(unsupported(batch.schema)),
         Err(error) => match codec::decode::<SchemaProbe>(body) {
-            Ok(probe) if probe.schema != SCHEMA_VERSION => Err(unsupported(probe.schema)),
+            Ok(probe) if !speaks(probe.schema) => Err(unsupported(probe.schema)),
             _ => Err(ApiError::BadRequest {
                 message: "the body is not a valid CBOR event batch".into(),
                 details: Some(json!({ "reason": error.to_string() })),

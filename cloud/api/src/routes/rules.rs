@@ -26,10 +26,7 @@ use crate::response::ApiResponse;
 use crate::routes::cameras::check_text;
 use crate::state::AppState;
 
-/// Action types a rule may take.
-pub const ACTIONS: [&str; 6] = ["notify", "lock_doors", "unlock_doors", "start_recording", "webhook", "log"];
-const MAX_CONDITIONS: usize = 50;
-const MAX_ACTIONS: usize = 20;
+/// Largest rule document accepted (trigger + conditions + actions, as JSON).
 const MAX_RULE_BYTES: usize = 16 * 1024;
 
 pub fn router() -> Router<AppState> {
@@ -54,21 +51,24 @@ struct RuleRequest {
     name: String,
     #[serde(default)]
     description: Option<String>,
-    /// `{"type":"event","event_kind":"detection.person"}` or `{"type":"schedule","cron":"0 18 * * *"}`.
+    /// `{"type":"event","event_kind":"detection.person"}`, `{"type":"schedule","cron":"0 18 * * *"}`,
+    /// `{"type":"condition",…}` or `{"type":"composite",…}`: the edge rule format (see `edge-rules`).
     #[schema(value_type = Object)]
     trigger: Value,
     /// Objects, each with a `type`.
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
     conditions: Option<Value>,
-    /// One or more objects, each with a `type` from [`ACTIONS`].
+    /// One or more objects, each with a `type`: notify, alert, lock_doors, unlock_doors, lockdown,
+    /// start_recording, save_clip, device_command, webhook, log.
     #[schema(value_type = Vec<Object>)]
     actions: Value,
     #[serde(default)]
     enabled: Option<bool>,
 }
 
-/// Checks a rule document; returns the conditions (default `[]`).
+/// Checks a rule with the edge's own rule engine ([`edge_rules`]), so every rule the cloud accepts
+/// is one the edges can run. Returns the conditions (default `[]`).
 fn check_rule(body: &RuleRequest) -> Result<Value, ApiError> {
     check_text("name", &body.name, 200)?;
     if let Some(d) = &body.description
@@ -76,41 +76,34 @@ fn check_rule(body: &RuleRequest) -> Result<Value, ApiError> {
     {
         return Err(ApiError::validation("description", "must be at most 2000 characters"));
     }
-    let trigger = body.trigger.as_object().ok_or_else(|| ApiError::validation("trigger", "must be an object"))?;
-    match trigger.get("type").and_then(Value::as_str) {
-        Some("event") => {
-            let kind = trigger.get("event_kind").and_then(Value::as_str).and_then(EventKind::parse);
-            if kind.is_none_or(|k| k == EventKind::Unknown) {
-                return Err(ApiError::validation("trigger.event_kind", "must be a known event kind"));
-            }
-        }
-        Some("schedule") => {
-            let cron = trigger.get("cron").and_then(Value::as_str).unwrap_or_default();
-            if cron.trim().is_empty() || cron.len() > 100 {
-                return Err(ApiError::validation("trigger.cron", "must be a cron expression"));
-            }
-        }
-        _ => return Err(ApiError::validation("trigger.type", "expected event or schedule")),
-    }
     let conditions = body.conditions.clone().unwrap_or_else(|| Value::Array(Vec::new()));
-    let items = conditions.as_array().ok_or_else(|| ApiError::validation("conditions", "must be an array"))?;
-    if items.len() > MAX_CONDITIONS || !items.iter().all(|c| c.get("type").is_some_and(Value::is_string)) {
-        return Err(ApiError::validation(
-            "conditions",
-            format!("at most {MAX_CONDITIONS} objects, each with a string `type`"),
-        ));
-    }
-    let actions = body.actions.as_array().ok_or_else(|| ApiError::validation("actions", "must be an array"))?;
-    let known = |a: &Value| a.get("type").and_then(Value::as_str).is_some_and(|t| ACTIONS.contains(&t));
-    if actions.is_empty() || actions.len() > MAX_ACTIONS || !actions.iter().all(known) {
-        return Err(ApiError::validation(
-            "actions",
-            format!("1 to {MAX_ACTIONS} objects, each with a `type` among {}", ACTIONS.join(", ")),
-        ));
-    }
     let size = body.trigger.to_string().len() + conditions.to_string().len() + body.actions.to_string().len();
     if size > MAX_RULE_BYTES {
         return Err(ApiError::validation("actions", format!("the rule must be at most {MAX_RULE_BYTES} bytes")));
+    }
+    let part = |field: &'static str, v: &Value| -> Result<(), ApiError> {
+        let checked = match field {
+            "trigger" => serde_json::from_value::<edge_rules::TriggerSpec>(v.clone()).map(drop),
+            "conditions" => serde_json::from_value::<Vec<edge_rules::ConditionSpec>>(v.clone()).map(drop),
+            _ => serde_json::from_value::<Vec<edge_rules::ActionSpec>>(v.clone()).map(drop),
+        };
+        checked.map_err(|e| ApiError::validation(field, e.to_string()))
+    };
+    part("trigger", &body.trigger)?;
+    part("conditions", &conditions)?;
+    part("actions", &body.actions)?;
+    let spec: edge_rules::RuleSpec = serde_json::from_value(serde_json::json!({
+        "id": "rule",
+        "name": body.name.trim(),
+        "trigger": body.trigger,
+        "conditions": conditions,
+        "actions": body.actions,
+    }))
+    .map_err(|e| ApiError::validation("trigger", e.to_string()))?;
+    if let Err(problems) = spec.validate()
+        && let Some(first) = problems.first()
+    {
+        return Err(ApiError::validation(first.path.clone(), first.message.clone()));
     }
     Ok(conditions)
 }

@@ -135,7 +135,9 @@ pub fn event(p: &Provisioned, kind: EventKind, at: DateTime<Utc>) -> Event {
                 label: "person".into(),
                 score: 0.875,
                 bbox: BoundingBox { x: 0.5, y: 0.25, w: 0.125, h: 0.5 },
+                track: None,
             }],
+            clip: None,
         }),
     };
     Event {

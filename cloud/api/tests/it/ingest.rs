@@ -144,7 +144,7 @@ async fn other_schema_versions_are_unprocessable() {
             .await;
     let error = reply.error(StatusCode::UNPROCESSABLE_ENTITY, "UNSUPPORTED_SCHEMA");
     assert_eq!(error["details"]["got"], SCHEMA_VERSION + 1);
-    assert_eq!(error["details"]["supported"][0], SCHEMA_VERSION);
+    assert_eq!(error["details"]["supported"], serde_json::json!([1, 2]));
 
     // ...and one whose shape this build cannot decode at all.
     let future = codec::encode(&FutureBatch { schema: 7, envelopes: vec![1, 2] }).unwrap();
@@ -156,6 +156,15 @@ async fn other_schema_versions_are_unprocessable() {
     send(&state, ingest_request(Some(&p.edge_token), Some(CBOR_CONTENT_TYPE), codec::encode(&batch).unwrap()))
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "UNSUPPORTED_SCHEMA");
+
+    // Edges still on schema 1 (a subset of 2) keep uploading while they wait for their update.
+    batch.schema = 1;
+    let reply =
+        send(&state, ingest_request(Some(&p.edge_token), Some(CBOR_CONTENT_TYPE), codec::encode(&batch).unwrap()))
+            .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let ack: vigil_proto::BatchAck = codec::decode(&reply.body).unwrap();
+    assert_eq!(ack.results[0].status, AckStatus::Stored);
 }
 
 #[tokio::test]

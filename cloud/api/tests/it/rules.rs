@@ -16,8 +16,12 @@ fn after_hours() -> Value {
     json!({
         "name": "After hours",
         "trigger": { "type": "event", "event_kind": "detection.person" },
-        "conditions": [{ "type": "time_between", "from": "18:00", "to": "06:00" }],
-        "actions": [{ "type": "notify", "to": "security" }, { "type": "lock_doors" }],
+        "conditions": [{ "type": "time_between", "start": "18:00", "end": "06:00" }, { "type": "zone", "is": "restricted" }],
+        "actions": [
+            { "type": "notify", "target": "security", "message": "Person in {zone} after hours" },
+            { "type": "lock_doors", "doors": "all" },
+            { "type": "start_recording", "cameras": "zone", "duration_secs": 120 },
+        ],
     })
 }
 
@@ -47,7 +51,16 @@ async fn rules_crud_enable_disable_history_and_isolation() {
     cases.push((bad, "trigger.event_kind"));
     let mut bad = after_hours();
     bad["trigger"] = json!({ "type": "whenever" });
-    cases.push((bad, "trigger.type"));
+    cases.push((bad, "trigger"));
+    let mut bad = after_hours();
+    bad["trigger"] = json!({ "type": "schedule", "cron": "61 * * * *" });
+    cases.push((bad, "trigger.cron"));
+    let mut bad = after_hours();
+    bad["conditions"][0]["end"] = json!("25:00");
+    cases.push((bad, "conditions[0].end"));
+    let mut bad = after_hours();
+    bad["actions"][2]["duration_secs"] = json!(0);
+    cases.push((bad, "actions[2].duration_secs"));
     let mut bad = after_hours();
     bad["actions"] = json!([]);
     cases.push((bad, "actions"));

@@ -8,8 +8,9 @@ use cloud_store::{Provisioned, Store};
 use test_support::PgCluster;
 use uuid::Uuid;
 use vigil_proto::{
-    AccessDecision, Alert, BoundingBox, DetectedObject, Detection, DeviceStatus, Event, EventKind, Payload,
-    SensorReading, Severity, Source, SourceKind, Timestamp,
+    AccessDecision, Alert, BoundingBox, CrossingDirection, DetectedObject, Detection, DeviceStatus, Event, EventKind,
+    LineCrossing, MediaRef, MediaSaved, Motion, Payload, SensorReading, Severity, Source, SourceKind, Timestamp,
+    TrackedObject, ZonePresence,
 };
 
 /// One cluster per test binary; torn down by its watchdog when the binary exits.
@@ -51,7 +52,9 @@ pub fn payload_for(kind: EventKind) -> Payload {
                     label: "person".into(),
                     score: 0.5,
                     bbox: BoundingBox { x: 0.25, y: 0.5, w: 0.125, h: 0.25 },
+                    track: None,
                 }],
+                clip: None,
             })
         }
         EventKind::AccessGranted | EventKind::AccessDenied => Payload::Access(AccessDecision {
@@ -67,6 +70,36 @@ pub fn payload_for(kind: EventKind) -> Payload {
             Payload::Alert(Alert { rule: Some("r1".into()), severity: Severity::Warning, message: "hot".into() })
         }
         EventKind::DeviceStatus => Payload::DeviceStatus(DeviceStatus { online: true, detail: None }),
+        EventKind::MotionDetected => {
+            Payload::Motion(Motion { score: 0.125, regions: vec![BoundingBox { x: 0.25, y: 0.5, w: 0.125, h: 0.25 }] })
+        }
+        EventKind::ObjectUpdated | EventKind::ObjectEnded => Payload::Object(TrackedObject {
+            track: 3,
+            class_id: 0,
+            label: "person".into(),
+            score: 0.75,
+            bbox: BoundingBox { x: 0.25, y: 0.5, w: 0.125, h: 0.25 },
+            first_seen: Timestamp(1_732_875_600_000_000),
+            duration_ms: 1500,
+            snapshot: Some(MediaRef { key: "snapshots/cam-1/1.jpg".into(), content_type: "image/jpeg".into() }),
+        }),
+        EventKind::LineCrossed => Payload::LineCrossing(LineCrossing {
+            line: "door".into(),
+            track: 3,
+            label: "person".into(),
+            direction: CrossingDirection::In,
+            count_in: 4,
+            count_out: 1,
+        }),
+        EventKind::ZoneEntered | EventKind::ZoneExited | EventKind::ZoneLoitering => {
+            Payload::ZonePresence(ZonePresence { area: "till".into(), track: 3, label: "person".into(), dwell_ms: 0 })
+        }
+        EventKind::MediaSaved => Payload::Media(MediaSaved {
+            media: MediaRef { key: "clips/cam-1/1.mp4".into(), content_type: "video/mp4".into() },
+            event: Uuid::nil(),
+            bytes: 1024,
+            duration_ms: 5000,
+        }),
     }
 }
 
