@@ -15,9 +15,9 @@ mod event;
 mod time;
 
 pub use event::{
-    AccessDecision, AckStatus, Alert, BatchAck, BoundingBox, CrossingDirection, DetectedObject, Detection, DeviceStatus,
-    Event, EventAck, EventBatch, EventKind, LineCrossing, MediaRef, MediaSaved, Motion, Payload, SensorReading, Severity,
-    Source, SourceKind, TrackedObject, ZonePresence,
+    AccessDecision, AckStatus, Alert, BatchAck, BoundingBox, CrossingDirection, DetectedObject, Detection,
+    DeviceStatus, Event, EventAck, EventBatch, EventKind, LineCrossing, MediaRef, MediaSaved, Motion, Payload,
+    SensorReading, Severity, Source, SourceKind, TrackedObject, ZonePresence,
 };
 pub use time::Timestamp;
 

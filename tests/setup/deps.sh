@@ -14,7 +14,7 @@ APT_PACKAGES=(
   # MQTT: real clients for the broker/ACL tests, and Mosquitto as the benchmark peer
   mosquitto mosquitto-clients
   # real media fixtures: CCTV footage and a photo
-  opencv-doc python3-skimage
+  opencv-doc python3-skimage ffmpeg
   python3 python3-pip python3-yaml curl ca-certificates
 )
 

@@ -17,7 +17,7 @@ use cloud_api::AppState;
 use cloud_api::auth::password::check_new_password;
 use cloud_api::auth::{AuthConfig, HashCost, PasswordHasher};
 use cloud_api::error::chain;
-use cloud_api::server::{connect_with_retry, load_tls, maintain_partitions, serve, serve_tls};
+use cloud_api::server::{connect_with_retry, load_tls, maintain_events, serve, serve_tls};
 use cloud_store::{NewUser, Role, Store, StoreError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +25,7 @@ use tokio_util::task::TaskTracker;
 
 /// How long startup keeps retrying an unreachable database.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
-/// How often upcoming event partitions are created.
+/// How often event maintenance (upcoming partitions, retention) runs.
 const PARTITION_INTERVAL: Duration = Duration::from_secs(3600);
 /// How long shutdown waits for in-flight requests once the listener has closed.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(35);
@@ -131,6 +131,10 @@ struct ServeArgs {
     /// none by default.
     #[arg(long, env = "VIGIL_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
+    /// Days events are kept; older ones are dropped by whole UTC days (native partitions) or by a
+    /// TimescaleDB retention policy. 0 keeps events forever.
+    #[arg(long, env = "VIGIL_EVENTS_RETENTION_DAYS", default_value_t = cloud_store::DEFAULT_RETENTION_DAYS)]
+    events_retention_days: u32,
 }
 
 #[derive(Debug, Args)]
@@ -210,7 +214,8 @@ async fn run_serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
 
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
-    tasks.spawn(maintain_partitions(store.clone(), PARTITION_INTERVAL, cancel.child_token()));
+    tasks.spawn(maintain_events(store.clone(), PARTITION_INTERVAL, args.events_retention_days, cancel.child_token()));
+    tracing::info!(retention_days = args.events_retention_days, "Event retention configured (0 keeps events forever).");
     tasks.spawn(cancel_on_signal(cancel.clone()));
 
     let scheme = if tls.is_some() { "https" } else { "http" };

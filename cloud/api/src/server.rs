@@ -102,18 +102,23 @@ pub async fn connect_with_retry(url: &str, give_up_after: Duration) -> Result<St
     }
 }
 
-/// Creates upcoming event partitions every `every` until `cancel` fires. Failures are logged and
-/// retried at the next tick (inserts never fail for lack of a partition; see `cloud_store`).
-pub async fn maintain_partitions(store: Store, every: Duration, cancel: CancellationToken) {
-    let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
+/// Runs the event maintenance ([`Store::maintain_events`]: upcoming partitions, then retention of
+/// `retention_days`, 0 = keep forever) at once and then every `every` until `cancel` fires.
+/// Failures are logged and retried at the next tick (inserts never fail for lack of a partition;
+/// see `cloud_store`).
+pub async fn maintain_events(store: Store, every: Duration, retention_days: u32, cancel: CancellationToken) {
+    let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             () = cancel.cancelled() => return,
             _ = ticks.tick() => {
-                if let Err(error) = store.ensure_partitions(chrono::Utc::now()).await {
-                    tracing::warn!(error = %chain(&error), "Event partition maintenance failed; will retry.");
+                match store.maintain_events(chrono::Utc::now(), retention_days).await {
+                    Ok(report) => tracing::debug!(?report, "Event maintenance done."),
+                    Err(error) => {
+                        tracing::warn!(error = %chain(&error), "Event maintenance failed; will retry.");
+                    }
                 }
             }
         }

@@ -40,6 +40,7 @@ pub use devices::{DEVICE_KINDS, Device, DeviceCommand, NewDevice};
 pub use error::StoreError;
 pub use events::{EventCursor, EventQuery, Page, StoredEvent};
 pub use keys::SigningKeyRow;
+pub use partitions::{DEFAULT_RETENTION_DAYS, MaintenanceReport};
 pub use people::{Credential, NewCredential, Person};
 pub use resources::{Camera, CameraUpdate, NewCamera, Sensor, Site, SiteScope, StreamCommand, StreamStatus, Zone};
 pub use rules::{Rule, RuleExecution, RuleSpec, Webhook};

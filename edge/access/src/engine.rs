@@ -575,7 +575,12 @@ impl AccessEngine {
     /// An operator (remote command) or an automation rule unlocks `door` for one passage, journalled
     /// as a decision whose reader is `by`. A lockdown covering the door refuses it with a
     /// `lockdown` decision: remote unlocks never bypass a lockdown (clear it first).
-    pub fn remote_unlock(&mut self, door: &str, by: &str, now: DateTime<Utc>) -> Result<Vec<AccessOutput>, EngineError> {
+    pub fn remote_unlock(
+        &mut self,
+        door: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AccessOutput>, EngineError> {
         let Some(ix) = self.door_index_of(door) else { return Err(EngineError::NoSuchDoor(door.to_owned())) };
         let d = &self.policy.doc.doors[ix];
         let locked_down = self.lockdowns.iter().any(|l| l.covers(&d.id) && l.until.is_none_or(|u| now < u));

@@ -488,7 +488,13 @@ fn remote_unlock_opens_once_is_journalled_and_never_bypasses_a_lockdown() {
     assert_eq!(e.remote_unlock("vault", "rule:r", t), Err(EngineError::NoSuchDoor("vault".into())));
 
     e.lockdown(
-        Lockdown { id: "ld".into(), priority: 1, doors: Some(vec!["lab".into()]), until: None, override_groups: vec![] },
+        Lockdown {
+            id: "ld".into(),
+            priority: 1,
+            doors: Some(vec!["lab".into()]),
+            until: None,
+            override_groups: vec![],
+        },
         t,
     );
     let out = e.remote_unlock("lab", "rule:after-hours", t).unwrap();

@@ -211,6 +211,11 @@ impl CameraAnalyzer {
         self.scene.counts()
     }
 
+    /// Tracks (confirmed or not) after the last update.
+    pub fn tracks(&self) -> &[Track] {
+        self.scene.tracks()
+    }
+
     /// Objects being followed right now.
     pub fn live_objects(&self) -> usize {
         self.live.len()

@@ -41,6 +41,88 @@ struct RawConfig {
     /// Automation rules.
     #[serde(default)]
     rules: Option<RawRules>,
+    /// Clips and snapshots.
+    #[serde(default)]
+    media: Option<RawMedia>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMedia {
+    /// Root of `clips/` and `snapshots/` (default: `media` beside the spool directory).
+    dir: Option<PathBuf>,
+    #[serde(default = "default_clip_pre")]
+    clip_pre_secs: u64,
+    #[serde(default = "default_clip_post")]
+    clip_post_secs: u64,
+    #[serde(default = "default_media_max_mb")]
+    max_mb: u64,
+    #[serde(default = "default_media_reserve_mb")]
+    reserve_mb: u64,
+    #[serde(default = "yes")]
+    snapshots: bool,
+}
+
+fn default_clip_pre() -> u64 {
+    5
+}
+fn default_clip_post() -> u64 {
+    10
+}
+fn default_media_max_mb() -> u64 {
+    4096
+}
+fn default_media_reserve_mb() -> u64 {
+    512
+}
+fn yes() -> bool {
+    true
+}
+
+/// `[cameras.record]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecord {
+    /// Default: on when the camera has a `record_url` and `[media]` exists.
+    enabled: Option<bool>,
+    /// Encoded video kept in memory for clips' pre-roll.
+    #[serde(default = "default_preroll")]
+    preroll_secs: u64,
+    /// Continuous recording in segments (off by default).
+    #[serde(default)]
+    continuous: bool,
+    #[serde(default = "default_segment_secs")]
+    segment_secs: u64,
+    #[serde(default = "default_retain_hours")]
+    retain_hours: u64,
+    #[serde(default = "default_record_max_gb")]
+    max_gb: u64,
+}
+
+impl Default for RawRecord {
+    fn default() -> Self {
+        RawRecord {
+            enabled: None,
+            preroll_secs: default_preroll(),
+            continuous: false,
+            segment_secs: default_segment_secs(),
+            retain_hours: default_retain_hours(),
+            max_gb: default_record_max_gb(),
+        }
+    }
+}
+
+fn default_preroll() -> u64 {
+    10
+}
+fn default_segment_secs() -> u64 {
+    60
+}
+fn default_retain_hours() -> u64 {
+    72
+}
+fn default_record_max_gb() -> u64 {
+    20
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,6 +355,8 @@ struct RawCamera {
     lines: Vec<crate::scene_config::RawLine>,
     #[serde(default)]
     zones: Vec<crate::scene_config::RawZone>,
+    #[serde(default)]
+    record: RawRecord,
 }
 
 fn default_fps() -> f64 {
@@ -299,6 +383,16 @@ pub struct Config {
     pub mqtt: Option<MqttSettings>,
     pub access: Option<AccessSettings>,
     pub rules: Option<RulesSettings>,
+    pub media: Option<crate::media::MediaSettings>,
+}
+
+/// A camera's recording, validated.
+#[derive(Debug, Clone)]
+pub struct RecordSettings {
+    pub url: String,
+    pub preroll: Duration,
+    /// `(segment length, retention age, retention bytes)` when recording continuously.
+    pub continuous: Option<(Duration, Duration, u64)>,
 }
 
 /// `[mqtt]`, validated.
@@ -360,6 +454,8 @@ pub struct CameraEntry {
     /// Main stream for recording, when it differs from the detect stream.
     pub record_url: Option<String>,
     pub scene: crate::scene_config::SceneSettings,
+    /// `Some` when this camera records (clips, and segments if continuous).
+    pub record: Option<RecordSettings>,
 }
 
 /// Everything wrong with a configuration file.
@@ -553,7 +649,30 @@ impl Config {
                 p.push(format!("{at}.record_url: must be an rtsp:// or rtsps:// URL"));
             }
             let scene = crate::scene_config::validate(&at, &cam.motion, &cam.filters, &cam.lines, &cam.zones, &mut p);
+            let r = &cam.record;
+            let records = r.enabled.unwrap_or(cam.record_url.is_some()) && raw.media.is_some();
+            if r.enabled == Some(true) && raw.media.is_none() {
+                p.push(format!("{at}.record: recording needs a [media] section (where clips go)"));
+            }
+            if !(1..=600).contains(&r.preroll_secs) {
+                p.push(format!("{at}.record.preroll_secs: must be 1..=600"));
+            }
+            if r.continuous && (!(2..=3600).contains(&r.segment_secs) || r.retain_hours == 0 || r.max_gb == 0) {
+                p.push(format!("{at}.record: segment_secs 2..=3600, retain_hours and max_gb above 0"));
+            }
+            let record = records.then(|| RecordSettings {
+                url: cam.record_url.clone().unwrap_or_else(|| cam.url.clone()),
+                preroll: Duration::from_secs(r.preroll_secs),
+                continuous: r.continuous.then(|| {
+                    (
+                        Duration::from_secs(r.segment_secs),
+                        Duration::from_secs(r.retain_hours.saturating_mul(3600)),
+                        r.max_gb.saturating_mul(1 << 30),
+                    )
+                }),
+            });
             cameras.push(CameraEntry {
+                record,
                 record_url: cam.record_url.clone(),
                 scene,
                 zone: cam.zone.clone(),
@@ -617,6 +736,25 @@ impl Config {
             p.push("access: doors need an [mqtt] section for their readers and locks".into());
         }
         let access = raw.access.as_ref().map(|a| AccessSettings { site_document: a.site_document.clone() });
+        let media = raw.media.as_ref().map(|m| {
+            if m.clip_pre_secs > 600 || m.clip_post_secs == 0 || m.clip_post_secs > 3600 {
+                p.push("media: clip_pre_secs at most 600, clip_post_secs 1..=3600".into());
+            }
+            if m.max_mb == 0 {
+                p.push("media.max_mb: must be at least 1".into());
+            }
+            crate::media::MediaSettings {
+                dir: m.dir.clone().unwrap_or_else(|| {
+                    let spool = &raw.spool.path;
+                    spool.parent().unwrap_or(spool).join("media")
+                }),
+                clip_pre: Duration::from_secs(m.clip_pre_secs),
+                clip_post: Duration::from_secs(m.clip_post_secs),
+                max_bytes: m.max_mb.saturating_mul(1 << 20),
+                reserve_bytes: m.reserve_mb.saturating_mul(1 << 20),
+                snapshots: m.snapshots,
+            }
+        });
         let rules = raw.rules.as_ref().map(|r| RulesSettings {
             file: r.file.clone(),
             history: r.history.clone().unwrap_or_else(|| {
@@ -665,6 +803,7 @@ impl Config {
             mqtt,
             access,
             rules,
+            media,
         })
     }
 

@@ -24,6 +24,7 @@ use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 use vigil_proto::{Event, Timestamp};
 
+use crate::media::CameraMedia;
 use crate::stats::{AnalysisSnapshot, DetectStats};
 
 /// UUIDv7 whose time part is when the event happened.
@@ -32,11 +33,18 @@ pub fn event_id(at: Timestamp) -> Uuid {
     Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, nanos))
 }
 
+/// What a worker checks out to analyse one camera's frame.
+#[derive(Debug)]
+pub struct CameraJob {
+    pub analyzer: CameraAnalyzer,
+    pub media: CameraMedia,
+}
+
 struct Slot {
     camera: Arc<str>,
     pending: Option<Frame>,
     /// `None` while a worker has it checked out.
-    analyzer: Option<CameraAnalyzer>,
+    job: Option<CameraJob>,
     stats: Arc<Mutex<AnalysisSnapshot>>,
 }
 
@@ -55,10 +63,15 @@ pub struct FrameSlots {
 }
 
 impl FrameSlots {
-    pub fn new(analyzers: Vec<(CameraAnalyzer, Arc<Mutex<AnalysisSnapshot>>)>) -> Arc<FrameSlots> {
-        let slots: Vec<Slot> = analyzers
+    pub fn new(jobs: Vec<(CameraJob, Arc<Mutex<AnalysisSnapshot>>)>) -> Arc<FrameSlots> {
+        let slots: Vec<Slot> = jobs
             .into_iter()
-            .map(|(a, stats)| Slot { camera: a.config().camera.clone(), pending: None, analyzer: Some(a), stats })
+            .map(|(job, stats)| Slot {
+                camera: job.analyzer.config().camera.clone(),
+                pending: None,
+                job: Some(job),
+                stats,
+            })
             .collect();
         let open = slots.len();
         Arc::new(FrameSlots { state: Mutex::new(SlotsState { slots, next: 0, open }), ready: Condvar::new() })
@@ -89,17 +102,17 @@ impl FrameSlots {
 
     /// Blocks for the next frame of a camera no other worker holds; `None` once every relay closed
     /// and nothing is pending.
-    fn take(&self) -> Option<(usize, Frame, CameraAnalyzer)> {
+    fn take(&self) -> Option<(usize, Frame, CameraJob)> {
         let mut st = self.lock();
         loop {
             let n = st.slots.len();
             for k in 0..n {
                 let i = (st.next + k) % n;
                 let slot = &mut st.slots[i];
-                if slot.pending.is_some() && slot.analyzer.is_some() {
-                    let (Some(frame), Some(analyzer)) = (slot.pending.take(), slot.analyzer.take()) else { continue };
+                if slot.pending.is_some() && slot.job.is_some() {
+                    let (Some(frame), Some(job)) = (slot.pending.take(), slot.job.take()) else { continue };
                     st.next = (i + 1) % n;
-                    return Some((i, frame, analyzer));
+                    return Some((i, frame, job));
                 }
             }
             if st.open == 0 && st.slots.iter().all(|s| s.pending.is_none()) {
@@ -109,9 +122,10 @@ impl FrameSlots {
         }
     }
 
-    fn give_back(&self, i: usize, analyzer: CameraAnalyzer) {
+    fn give_back(&self, i: usize, job: CameraJob) {
         let mut st = self.lock();
         if let Some(slot) = st.slots.get_mut(i) {
+            let analyzer = &job.analyzer;
             let mut snap = slot.stats.lock().unwrap_or_else(|p| p.into_inner());
             let c = analyzer.counts();
             snap.frames = c.frames;
@@ -122,7 +136,7 @@ impl FrameSlots {
             snap.live_objects = analyzer.live_objects() as u64;
             snap.lines = analyzer.line_counts();
             drop(snap);
-            slot.analyzer = Some(analyzer);
+            slot.job = Some(job);
         }
         drop(st);
         // A frame of this camera may have arrived while it was checked out.
@@ -130,8 +144,24 @@ impl FrameSlots {
     }
 
     /// Takes every analyzer out (after the workers stopped).
-    fn drain(&self) -> Vec<CameraAnalyzer> {
-        self.lock().slots.iter_mut().filter_map(|s| s.analyzer.take()).collect()
+    fn drain(&self) -> Vec<CameraJob> {
+        self.lock().slots.iter_mut().filter_map(|s| s.job.take()).collect()
+    }
+}
+
+impl std::fmt::Debug for FrameSlots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.lock();
+        f.debug_struct("FrameSlots").field("cameras", &st.slots.len()).field("open", &st.open).finish()
+    }
+}
+
+impl std::fmt::Debug for AnyDetector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AnyDetector::Yolo(_) => "AnyDetector::Yolo",
+            AnyDetector::Blaze(_) => "AnyDetector::Blaze",
+        })
     }
 }
 
@@ -144,7 +174,7 @@ pub async fn relay(mut frames: mpsc::Receiver<Frame>, slots: Arc<FrameSlots>) {
 }
 
 /// Everything a worker shares with the others.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Shared {
     pub slots: Arc<FrameSlots>,
     pub spool: Spool,
@@ -161,7 +191,7 @@ pub struct Shared {
 /// BlazePose tiles only the regions.
 pub enum AnyDetector {
     Yolo(YoloDetector),
-    Blaze(BlazePersonDetector),
+    Blaze(Box<BlazePersonDetector>),
 }
 
 impl AnyDetector {
@@ -173,6 +203,7 @@ impl AnyDetector {
     }
 }
 
+#[derive(Debug)]
 pub struct DetectStage {
     /// One detector per worker.
     pub detectors: Vec<AnyDetector>,
@@ -206,8 +237,8 @@ impl DetectStage {
         }
         let now = Timestamp::from(chrono::Utc::now());
         let mut events = Vec::new();
-        for mut analyzer in shared.slots.drain() {
-            events.extend(analyzer.finish(now, event_id));
+        for mut job in shared.slots.drain() {
+            events.extend(job.analyzer.finish(now, event_id));
         }
         if !events.is_empty() {
             append(&shared, &events);
@@ -218,7 +249,8 @@ impl DetectStage {
 
 fn worker(mut detector: AnyDetector, shared: &Shared) {
     let mut crop_buf = Vec::new();
-    while let Some((slot, frame, mut analyzer)) = shared.slots.take() {
+    while let Some((slot, frame, mut job)) = shared.slots.take() {
+        let analyzer = &mut job.analyzer;
         let (plan, mut events) = analyzer.plan(&frame, event_id);
         let found = match plan {
             Plan::Skip => None,
@@ -237,14 +269,24 @@ fn worker(mut detector: AnyDetector, shared: &Shared) {
                 }
             },
         };
-        match found {
-            Some(Ok(found)) => events.extend(analyzer.observe(&frame, &found, event_id)),
-            Some(Err(())) | None => {}
+        let analysed = matches!(found, Some(Ok(_)));
+        let frame = Arc::new(frame);
+        if let Some(Ok(found)) = found {
+            events.extend(analyzer.observe(&frame, &found, event_id));
+            job.media.process(&frame, job.analyzer.tracks(), &mut events);
         }
-        shared.slots.give_back(slot, analyzer);
+        shared.slots.give_back(slot, job);
         if !events.is_empty() {
             tracing::trace!(camera = %frame.camera, events = events.len(), "Analysis events.");
             append(shared, &events);
+        }
+        let since_capture = Timestamp::from(chrono::Utc::now()).as_micros() - frame.captured_at.as_micros();
+        let since_capture = Duration::from_micros(u64::try_from(since_capture).unwrap_or(0));
+        if analysed {
+            shared.stats.analysis_latency.record(since_capture);
+        }
+        if !events.is_empty() {
+            shared.stats.event_latency.record(since_capture);
         }
     }
 }
@@ -269,7 +311,7 @@ fn run(
     let started = Instant::now();
     let d: &mut dyn Detector = match detector {
         AnyDetector::Yolo(d) => d,
-        AnyDetector::Blaze(d) => d,
+        AnyDetector::Blaze(d) => d.as_mut(),
     };
     let result = match look {
         Look::Full => d.detect(&frame.rgb, frame.width, frame.height),

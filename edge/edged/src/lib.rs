@@ -10,13 +10,14 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod config;
-mod detect;
+pub mod detect;
 pub mod devices;
 mod eviction;
+pub mod media;
 pub mod rules;
 pub mod scene_config;
 mod sender;
-mod stats;
+pub mod stats;
 mod status;
 pub mod topology;
 

@@ -24,6 +24,52 @@ pub struct DetectStats {
     pub events_created: AtomicU64,
     /// Events that could not be written to the spool even after retries (an ERROR each).
     pub events_lost: AtomicU64,
+    /// Frame captured → its analysis done (and its events spooled), for frames given to the detector.
+    pub analysis_latency: LatencyHistogram,
+    /// Frame captured → its events spooled, for frames that produced events.
+    pub event_latency: LatencyHistogram,
+}
+
+/// Millisecond latencies, 1 ms buckets up to 2 s (plus one for longer), lock-free.
+#[derive(Debug)]
+pub struct LatencyHistogram {
+    buckets: Box<[AtomicU64]>,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram { buckets: (0..=2000).map(|_| AtomicU64::new(0)).collect() }
+    }
+}
+
+impl LatencyHistogram {
+    pub fn record(&self, latency: std::time::Duration) {
+        let ms = (latency.as_millis() as usize).min(self.buckets.len() - 1);
+        self.buckets[ms].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(std::sync::atomic::Ordering::Relaxed)).sum()
+    }
+
+    /// The `q` quantile (0..=1) in milliseconds (upper bucket edge); `None` when empty. The last
+    /// bucket means "2 s or more".
+    pub fn quantile_ms(&self, q: f64) -> Option<u64> {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(std::sync::atomic::Ordering::Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (ms, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(ms as u64 + 1);
+            }
+        }
+        Some(counts.len() as u64)
+    }
 }
 
 /// One camera's analysis counters, refreshed after each of its frames.

@@ -21,6 +21,8 @@ pub struct StatusState {
     pub devices: Option<(Arc<crate::devices::DeviceStats>, Arc<edge_mqtt::FrontStats>)>,
     /// Rules stage counters and the tap feeding it, when `[rules]` is configured.
     pub rules: Option<(Arc<crate::rules::RulesStats>, crate::rules::EventTap)>,
+    /// Recording cameras' counters, by camera id.
+    pub recorders: Vec<(String, Arc<edge_video::RecordStats>)>,
 }
 
 pub fn router(state: StatusState) -> Router {
@@ -45,7 +47,23 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
                 .as_ref()
                 .map(|a| a.lines.iter().map(|(l, i, o)| json!({ "id": l, "in": i, "out": o })).collect())
                 .unwrap_or_default();
+            let record = s.recorders.iter().find(|(c, _)| c == id).map(|(_, r)| {
+                let r = r.snapshot();
+                json!({
+                    "state": r.state.as_str(),
+                    "disk_paused": r.disk_paused,
+                    "bytes_written": r.bytes_written,
+                    "clips_written": r.clips_written,
+                    "clips_failed": r.clips_failed,
+                    "segments_written": r.segments_written,
+                    "segments_deleted": r.segments_deleted,
+                    "samples_dropped": r.samples_dropped,
+                    "reconnects": r.reconnects,
+                    "last_error": r.last_error,
+                })
+            });
             json!({
+                "record": record,
                 "analysis": analysis.map(|a| json!({
                     "frames": a.frames,
                     "skipped_no_motion": a.skipped,
@@ -123,6 +141,14 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
             "errors": d.errors.load(Relaxed),
             "events_created": d.events_created.load(Relaxed),
             "events_lost": d.events_lost.load(Relaxed),
+            "analysis_latency_ms": {
+                "p50": d.analysis_latency.quantile_ms(0.5),
+                "p95": d.analysis_latency.quantile_ms(0.95),
+            },
+            "event_latency_ms": {
+                "p50": d.event_latency.quantile_ms(0.5),
+                "p95": d.event_latency.quantile_ms(0.95),
+            },
         },
         "spool": {
             "depth": s.spool.len(),

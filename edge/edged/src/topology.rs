@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{CameraEntry, Config, Secret};
-use crate::detect::{AnyDetector, DetectStage, FrameSlots};
+use crate::detect::{AnyDetector, CameraJob, DetectStage, FrameSlots};
 use crate::devices::DevicesBuilt;
+use crate::media::CameraMedia;
 use crate::sender::Sender;
 use crate::stats::{AnalysisSnapshot, EdgeStats};
 use crate::status::{StatusState, router};
@@ -43,7 +44,7 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
     for _ in 0..cfg.detector.workers.max(1) {
         detectors.push(match &cfg.detector.blaze {
             None => AnyDetector::Yolo(YoloDetector::build(&runtime, &cfg.detector.yolo)?),
-            Some(b) => AnyDetector::Blaze(BlazePersonDetector::build(&runtime, b)?),
+            Some(b) => AnyDetector::Blaze(Box::new(BlazePersonDetector::build(&runtime, b)?)),
         });
     }
     let model_classes = match &detectors[0] {
@@ -106,17 +107,82 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
     let stats =
         Arc::new(EdgeStats { cameras: camera_stats.clone(), analysis: analysis_stats.clone(), ..Default::default() });
     let model_name = detectors[0].name();
-    let analyzers = cfg
+    let media_settings = cfg.media.clone().map(Arc::new);
+    if let Some(m) = &media_settings {
+        std::fs::create_dir_all(&m.dir).with_context(|| format!("media directory {}", m.dir.display()))?;
+    }
+    if cfg.cameras.iter().any(|c| c.record.is_some()) {
+        edge_video::record::init_record()?;
+    }
+
+    // --- spawn: recorders; cameras → relays → frame slots → detect workers → spool → sender ---
+    let tasks = TaskTracker::new();
+    let spooled = Arc::new(Notify::new());
+    let (record_tx, record_rx) = mpsc::unbounded_channel();
+    let mut recorders = Vec::new();
+    let mut record_stats = Vec::new();
+    for cam in &cfg.cameras {
+        let (Some(r), Some(m)) = (&cam.record, &media_settings) else { continue };
+        let stats = Arc::new(edge_video::RecordStats::default());
+        let continuous = r.continuous.map(|(segment, max_age, max_bytes)| edge_video::ContinuousConfig {
+            dir: m.dir.join("recordings").join(&*cam.video.id),
+            segment,
+            retention: edge_video::Retention {
+                max_age: Some(max_age),
+                max_total_bytes: Some(max_bytes),
+                reserve_bytes: m.reserve_bytes,
+            },
+            free_space: Arc::new(edge_video::record::statvfs_free_space),
+        });
+        let rc = edge_video::RecordConfig {
+            id: cam.video.id.clone(),
+            url: r.url.clone(),
+            transport: cam.video.transport,
+            preroll: r.preroll,
+            preroll_max_bytes: 64 << 20,
+            writer_queue: 512,
+            stall_timeout: cam.video.stall_timeout,
+            reconnect_min: cam.video.reconnect_min,
+            reconnect_max: cam.video.reconnect_max,
+            continuous,
+        };
+        let (recorder, handle) = edge_video::spawn_recorder(rc, record_tx.clone(), stats.clone(), cancel.child_token())
+            .context("spawn recorder")?;
+        tasks.spawn_blocking(move || {
+            let _ = handle.join();
+        });
+        recorders.push((cam.video.id.to_string(), recorder));
+        record_stats.push((cam.video.id.to_string(), stats));
+    }
+    drop(record_tx);
+    if let Some(m) = &media_settings {
+        tasks.spawn(crate::media::media_task(
+            record_rx,
+            (cfg.tenant, cfg.site),
+            m.clone(),
+            spool.clone(),
+            spooled.clone(),
+        ));
+        tasks.spawn(crate::media::janitor(m.clone(), cancel.child_token()));
+    }
+    let jobs = cfg
         .cameras
         .iter()
         .zip(&analysis_stats)
-        .map(|(cam, snap)| (CameraAnalyzer::new(analyzer_config(cfg, cam, &model_name)), snap.clone()))
+        .map(|(cam, snap)| {
+            let id = cam.video.id.clone();
+            let media = match &media_settings {
+                Some(m) => {
+                    let rec = recorders.iter().find(|(c, _)| **c == *id).map(|(_, r)| r.clone());
+                    CameraMedia::new(id, rec, m.clone())
+                }
+                None => CameraMedia::none(id),
+            };
+            let analyzer = CameraAnalyzer::new(analyzer_config(cfg, cam, &model_name));
+            (CameraJob { analyzer, media }, snap.clone())
+        })
         .collect();
-    let slots = FrameSlots::new(analyzers);
-
-    // --- spawn: cameras → relays → frame slots → detect workers → spool → sender ---
-    let tasks = TaskTracker::new();
-    let spooled = Arc::new(Notify::new());
+    let slots = FrameSlots::new(jobs);
 
     for (cam, (_, cam_stats)) in cfg.cameras.iter().zip(&camera_stats) {
         let (frames_tx, frames_rx) = mpsc::channel(cfg.detector.queue);
@@ -176,7 +242,10 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
             control,
             doors,
             cameras: cfg.cameras.iter().map(|c| (c.video.id.to_string(), c.zone.clone())).collect(),
-            recording: None,
+            recording: media_settings.as_ref().filter(|_| !recorders.is_empty()).map(|m| {
+                Arc::new(crate::media::Recorders { by_camera: recorders.clone(), dir: m.dir.clone() })
+                    as Arc<dyn crate::rules::Recording>
+            }),
             lockdown_priority: settings.lockdown_priority,
             spool: spool.clone(),
             spooled: spooled.clone(),
@@ -195,6 +264,7 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
         started: Instant::now(),
         devices: device_stats,
         rules: rules_stats.map(|s| (s, tap.clone())),
+        recorders: record_stats,
     });
     let status_cancel = cancel.child_token();
     tasks.spawn(async move {

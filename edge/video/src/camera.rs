@@ -350,7 +350,7 @@ fn to_frame(sample: &gst::Sample, camera: &Arc<str>, seq: u64) -> Option<Frame> 
 }
 
 /// Error conversions for element construction.
-mod glib_error {
+pub(crate) mod glib_error {
     pub struct Any(String);
     impl std::fmt::Display for Any {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

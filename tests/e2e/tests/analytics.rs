@@ -1,6 +1,7 @@
 //! Video analytics through the real daemon: the RTSP camera plays real CCTV footage, the edge runs
 //! the bundled (Apache-2.0) BlazePose person detector behind motion gating, tracks people, counts
-//! them across a line, and the cloud receives the lifecycle, motion and line events.
+//! them across a line, records clips (pre-roll from the encoded stream, no re-encode) and
+//! snapshots, and the cloud receives the lifecycle, motion, line and media events.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -15,6 +16,13 @@ b = [0.5, 1.0]
 [[cameras.zones]]
 id = "left-half"
 polygon = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]
+[cameras.record]
+enabled = true          # records the detect stream (no record_url here)
+preroll_secs = 5
+
+[media]
+clip_pre_secs = 2
+clip_post_secs = 3
 "#;
 
 #[test]
@@ -64,5 +72,59 @@ fn people_are_tracked_and_counted_both_ways_across_a_line_through_the_daemon() {
         "{metrics}"
     );
     assert!(metrics.contains("vigil_camera_up{camera=\"cam-1\"} 1"), "{metrics}");
-    eprintln!("analytics: {} people, {} crossings, analysis {analysis}", people.len(), crossings.len());
+    // Clips: the people's events reference one, a media.saved follows once it is written, and the
+    // MP4 on the edge plays (ffprobe: H.264, at least pre + post roll long).
+    // (People who appear before the record stream has buffered its first keyframe get no clip.)
+    let mut clip_keys = HashSet::new();
+    site.wait_for("people with a clip", Duration::from_secs(60), |s| {
+        clip_keys = s
+            .cloud_events("detection.person")?
+            .iter()
+            .filter_map(|p| p["payload"]["clip"]["key"].as_str().map(str::to_owned))
+            .collect();
+        Ok(!clip_keys.is_empty())
+    })
+    .unwrap();
+    let mut saved = Vec::new();
+    site.wait_for("a saved clip in the cloud", Duration::from_secs(60), |s| {
+        saved = s.cloud_events("media.saved")?;
+        Ok(saved.iter().any(|m| m["payload"]["media"]["content_type"] == "video/mp4"))
+    })
+    .unwrap();
+    let clip = saved.iter().find(|m| m["payload"]["media"]["content_type"] == "video/mp4").unwrap();
+    let key = clip["payload"]["media"]["key"].as_str().unwrap().to_owned();
+    assert!(clip_keys.contains(&key), "{key} is one the events referenced: {clip_keys:?}");
+    let file = site.dir.path().join("media").join(&key);
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name,width,height:format=duration", "-of", "json"])
+        .arg(&file)
+        .output()
+        .expect("ffprobe (tests/setup/deps.sh installs ffmpeg)");
+    assert!(probe.status.success(), "{}", String::from_utf8_lossy(&probe.stderr));
+    let probe: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    assert_eq!(probe["streams"][0]["codec_name"], "h264", "{probe}");
+    assert_eq!(probe["streams"][0]["width"], 768);
+    let secs: f64 = probe["format"]["duration"].as_str().unwrap().parse().unwrap();
+    assert!(secs >= 4.0, "2 s pre-roll (from a keyframe) + 3 s post-roll, got {secs}");
+    assert_eq!(clip["payload"]["bytes"].as_u64().unwrap(), std::fs::metadata(&file).unwrap().len());
+
+    // Snapshots: people who left have one, written as a JPEG.
+    site.wait_for("a snapshot in the cloud", Duration::from_secs(60), |s| {
+        saved = s.cloud_events("media.saved")?;
+        Ok(saved.iter().any(|m| m["payload"]["media"]["content_type"] == "image/jpeg"))
+    })
+    .unwrap();
+    let snap = saved.iter().find(|m| m["payload"]["media"]["content_type"] == "image/jpeg").unwrap();
+    let jpeg =
+        std::fs::read(site.dir.path().join("media").join(snap["payload"]["media"]["key"].as_str().unwrap())).unwrap();
+    assert_eq!(&jpeg[..3], &[0xff, 0xd8, 0xff], "a JPEG");
+    let ended = site.cloud_events("object.ended").unwrap();
+    assert!(ended.iter().any(|e| e["payload"]["snapshot"]["key"] == snap["payload"]["media"]["key"]));
+
+    eprintln!(
+        "analytics: {} people, {} crossings, clip {key} {secs:.1} s, {} snapshots, analysis {analysis}",
+        people.len(),
+        crossings.len(),
+        saved.len() - 1
+    );
 }

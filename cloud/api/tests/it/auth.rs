@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::http::{StatusCode, header};
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use cloud_api::auth::Keys;
 use cloud_store::Role;
 use serde_json::{Value, json};
@@ -256,6 +256,22 @@ async fn forged_expired_and_tampered_tokens_are_refused() {
     )
     .unwrap();
     forged.push(("HS256 with the JWK", hs_jwks));
+    // ... and with the public key as PEM (SubjectPublicKeyInfo), the classic confusion secret.
+    let private_pem = state.store.signing_keys().await.unwrap()[0].private_pem.clone();
+    let private_der =
+        STANDARD.decode(private_pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>()).unwrap();
+    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&private_der).unwrap();
+    let public_der = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(
+        aws_lc_rs::signature::KeyPair::public_key(&pair),
+    )
+    .unwrap();
+    let public_b64 = STANDARD.encode(public_der.as_ref());
+    let lines: Vec<&str> = public_b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    let public_pem = format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"));
+    let hs_pem =
+        jsonwebtoken::encode(&hs_header, &claims, &jsonwebtoken::EncodingKey::from_secret(public_pem.as_bytes()))
+            .unwrap();
+    forged.push(("HS256 with the PEM public key", hs_pem));
 
     // Expired (beyond the leeway), signed with the real key.
     let user_id = Uuid::parse_str(claims["sub"].as_str().unwrap()).unwrap();

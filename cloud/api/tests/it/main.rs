@@ -6,6 +6,7 @@ mod common;
 mod events;
 mod health;
 mod ingest;
+mod isolation;
 mod openapi;
 mod resources;
 mod rules;

@@ -4,6 +4,7 @@
 mod common;
 mod ingest;
 mod listing;
+mod retention;
 mod rls;
 mod schema;
 mod tenancy;

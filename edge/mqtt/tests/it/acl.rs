@@ -47,7 +47,9 @@ async fn a_sensor_cannot_command_a_lock_nor_read_its_commands() {
     assert_eq!(s.stats.publish_refused.load(Relaxed), 1);
 
     // the edge's own command does reach the lock
-    s.hub.command("lobby", "lock-1", &Command { id: "c1".into(), action: "unlock".into(), secs: Some(5), params: None }).unwrap();
+    s.hub
+        .command("lobby", "lock-1", &Command { id: "c1".into(), action: "unlock".into(), secs: Some(5), params: None })
+        .unwrap();
     match lock.next(LONG).await {
         Some(Ok(Incoming::Publish(p))) => {
             assert_eq!(p.topic, "devices/hq/lobby/lock-1/command");

@@ -1,0 +1,487 @@
+//! OpenAPI-driven isolation and role walks: every documented operation is called by another
+//! tenant with tenant A's ids (in paths, bodies and queries), and by A's viewer for every write.
+//! An operation the walk does not know fails the test, so a new endpoint forces it to be extended.
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use cloud_store::Role;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use vigil_proto::{AckStatus, CBOR_CONTENT_TYPE, EventKind};
+
+use crate::common::{
+    Reply, bare_request, batch_bytes, event, fresh_state, ingest_request, json_request, provision, send, token_for,
+    upload,
+};
+
+const INGEST: &str = "POST /api/ingest/events";
+
+/// Operations a viewer may call although they are not GETs (their own session and password).
+const SELF_SERVICE: [&str; 5] = [
+    "POST /api/auth/login",
+    "POST /api/auth/logout",
+    "POST /api/auth/refresh",
+    "POST /api/auth/reset-password",
+    "PUT /api/auth/me",
+];
+
+fn data(reply: &Reply) -> Value {
+    assert!(reply.status.is_success(), "{} {:?}", reply.status, String::from_utf8_lossy(&reply.body));
+    reply.json()["data"].clone()
+}
+
+fn id_of(reply: &Reply) -> String {
+    data(reply)["id"].as_str().unwrap().to_owned()
+}
+
+fn rule_body(name: &str) -> Value {
+    json!({
+        "name": name,
+        "trigger": { "type": "event", "event_kind": "detection.person" },
+        "conditions": [{ "type": "time_between", "start": "18:00", "end": "06:00" }],
+        "actions": [{ "type": "notify", "target": "security", "message": "Person after hours" }],
+    })
+}
+
+fn hook_body() -> Value {
+    json!({ "url": "https://hooks.example.com/vigil", "events": ["detection.person"], "secret": "webhook_secret_1234" })
+}
+
+/// Tenant A's resources, created through the API (and the ingest endpoint).
+struct Fixture {
+    site: String,
+    zone: String,
+    camera: String,
+    device: String,
+    person: String,
+    credential: String,
+    rule: String,
+    webhook: String,
+    detection: String,
+    /// Every id and secret of tenant A that must never reach another tenant.
+    secrets: Vec<String>,
+}
+
+impl Fixture {
+    /// The id a `{id}` in `path` stands for.
+    fn id_for(&self, path: &str) -> &str {
+        let kind = path.trim_start_matches("/api/").split('/').next().unwrap();
+        match kind {
+            "cameras" => &self.camera,
+            "people" => &self.person,
+            "credentials" => &self.credential,
+            "rules" => &self.rule,
+            "webhooks" => &self.webhook,
+            "devices" => &self.device,
+            "detections" => &self.detection,
+            other => panic!("no id kind for {other} ({path})"),
+        }
+    }
+
+    /// A value of A's for a query parameter that references a resource, if it does.
+    fn query_value(&self, name: &str) -> Option<&str> {
+        match name {
+            "site" | "site_id" => Some(&self.site),
+            "zone" | "zone_id" => Some(&self.zone),
+            "camera" | "camera_id" => Some(&self.camera),
+            "device" | "device_id" => Some(&self.device),
+            "person" | "person_id" => Some(&self.person),
+            _ => None,
+        }
+    }
+}
+
+/// The request body for an operation, referencing `r`'s resources where the operation takes
+/// references (`true` then), else a valid body of the caller's own. `None` when the walk does not
+/// know the operation. `n` keeps names unique.
+fn body_for(op: &str, r: &Fixture, n: usize) -> Option<(Option<Value>, bool)> {
+    let none = (None, false);
+    Some(match op {
+        "GET /.well-known/jwks.json"
+        | "GET /health"
+        | "GET /api/auth/me"
+        | "GET /api/cameras"
+        | "GET /api/cameras/{id}"
+        | "DELETE /api/cameras/{id}"
+        | "GET /api/detections/recent"
+        | "GET /api/detections/{id}"
+        | "GET /api/devices"
+        | "GET /api/devices/{id}"
+        | "GET /api/devices/{id}/status"
+        | "GET /api/events"
+        | "GET /api/people"
+        | "DELETE /api/people/{id}"
+        | "GET /api/people/{id}/credentials"
+        | "POST /api/credentials/{id}/revoke"
+        | "GET /api/rules"
+        | "DELETE /api/rules/{id}"
+        | "GET /api/rules/{id}/history"
+        | "POST /api/rules/{id}/disable"
+        | "POST /api/rules/{id}/enable"
+        | "GET /api/sensors"
+        | "GET /api/sites"
+        | "GET /api/streams/status"
+        | "GET /api/webhooks"
+        | "DELETE /api/webhooks/{id}"
+        | "GET /api/zones" => none,
+        "POST /api/auth/login" => (Some(json!({ "email": "admin@acme.test", "password": "guess" })), false),
+        "POST /api/auth/logout" | "POST /api/auth/refresh" => (Some(json!({ "refresh_token": "not-a-token" })), false),
+        "POST /api/auth/reset-password" => (Some(json!({ "email": "admin@acme.test" })), false),
+        "PUT /api/auth/me" => (Some(json!({ "full_name": "Someone" })), false),
+        "POST /api/auth/register" => (
+            Some(json!({
+                "email": format!("new{n}@globex.test"), "username": format!("new{n}"),
+                "password": crate::common::PASSWORD, "role": "viewer", "site_ids": [r.site],
+            })),
+            true,
+        ),
+        "POST /api/cameras" => (
+            Some(
+                json!({ "site_id": r.site, "zone_id": r.zone, "name": format!("spy {n}"), "stream_url": "rtsp://10.0.0.9/s" }),
+            ),
+            true,
+        ),
+        "PUT /api/cameras/{id}" => (Some(json!({ "name": format!("pwned {n}") })), false),
+        "POST /api/devices" => {
+            (Some(json!({ "site_id": r.site, "zone_id": r.zone, "name": format!("spy {n}"), "kind": "door" })), true)
+        }
+        "POST /api/devices/{id}/command" => (Some(json!({ "command": "unlock", "params": { "seconds": 5 } })), false),
+        "PUT /api/devices/{id}/config" => (Some(json!({ "config": { "unlock_seconds": 5 } })), false),
+        "POST /api/people" => (Some(json!({ "name": format!("Mallory {n}") })), false),
+        "POST /api/people/{id}/credentials" => (Some(json!({ "badge": format!("EVIL{n}") })), false),
+        "POST /api/rules" => (Some(rule_body(&format!("Rule {n}"))), false),
+        "PUT /api/rules/{id}" => (Some(rule_body(&format!("Renamed {n}"))), false),
+        "POST /api/streams/start" | "POST /api/streams/stop" => (Some(json!({ "camera_id": r.camera })), true),
+        "POST /api/webhooks/register" => (Some(hook_body()), false),
+        "POST /api/zones" => (Some(json!({ "site_id": r.site, "name": format!("spy zone {n}") })), true),
+        _ => return None,
+    })
+}
+
+fn request(method: &str, uri: &str, token: &str, body: Option<&Value>, act_as: Option<&str>) -> Request<Body> {
+    let mut request =
+        Request::builder().method(method).uri(uri).header(header::AUTHORIZATION, format!("Bearer {token}"));
+    if let Some(tenant) = act_as {
+        request = request.header("x-vigil-tenant", tenant);
+    }
+    match body {
+        Some(body) => request.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())),
+        None => request.body(Body::empty()),
+    }
+    .unwrap()
+}
+
+/// The documented operations as `METHOD /path`, with their query parameter names.
+fn operations(doc: &Value) -> Vec<(String, String, String, Vec<String>)> {
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let query: Vec<String> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query")
+                .map(|p| p["name"].as_str().unwrap().to_owned())
+                .collect();
+            let method = method.to_uppercase();
+            ops.push((format!("{method} {path}"), method, path.clone(), query));
+        }
+    }
+    ops
+}
+
+async fn tenant_a(state: &cloud_api::AppState) -> (Fixture, cloud_store::Provisioned, String, String) {
+    let a = provision(state, "acme").await;
+    let admin = token_for(state, a.tenant_id, "admin@acme.test", Role::Admin).await;
+    let viewer = token_for(state, a.tenant_id, "viewer@acme.test", Role::Viewer).await;
+    let post = |path: &'static str, body: Value| json_request("POST", path, Some(&admin), &body);
+    let zone = id_of(&send(state, post("/api/zones", json!({ "site_id": a.site_id, "name": "vault" }))).await);
+    let camera = id_of(
+        &send(
+            state,
+            post(
+                "/api/cameras",
+                json!({ "site_id": a.site_id, "zone_id": zone, "name": "vault cam", "stream_url": "rtsp://u:p@10.0.0.5/s" }),
+            ),
+        )
+        .await,
+    );
+    let device = id_of(
+        &send(
+            state,
+            post(
+                "/api/devices",
+                json!({ "site_id": a.site_id, "zone_id": zone, "name": "vault door", "kind": "door" }),
+            ),
+        )
+        .await,
+    );
+    let person = id_of(&send(state, post("/api/people", json!({ "name": "Alice" }))).await);
+    let creds = format!("/api/people/{person}/credentials");
+    let credential = id_of(
+        &send(state, json_request("POST", &creds, Some(&admin), &json!({ "badge": "04A1B2C3", "pin": "4321" }))).await,
+    );
+    let rule = id_of(&send(state, post("/api/rules", rule_body("After hours"))).await);
+    let webhook = id_of(&send(state, post("/api/webhooks/register", hook_body())).await);
+    let detection = event(&a, EventKind::DetectionPerson, chrono::Utc::now());
+    let access = event(&a, EventKind::AccessDenied, chrono::Utc::now());
+    let ack = upload(state, &a, &[detection.clone(), access.clone()]).await;
+    assert!(ack.results.iter().all(|r| r.status == AckStatus::Stored), "{ack:?}");
+    // A stream command, so that A has a stream status.
+    let started = send(state, post("/api/streams/start", json!({ "camera_id": camera }))).await;
+    assert_eq!(started.status, StatusCode::ACCEPTED);
+    let me = data(&send(state, bare_request("GET", "/api/auth/me", Some(&admin))).await);
+
+    let secrets = vec![
+        a.tenant_id.as_uuid().to_string(),
+        a.site_id.to_string(),
+        a.edge_id.to_string(),
+        zone.clone(),
+        camera.clone(),
+        device.clone(),
+        person.clone(),
+        credential.clone(),
+        rule.clone(),
+        webhook.clone(),
+        detection.id.to_string(),
+        access.id.to_string(),
+        me["id"].as_str().unwrap().to_owned(),
+        a.edge_token.clone(),
+        a.api_key.clone(),
+        "vault".into(),
+        "04A1B2C3".into(),
+    ];
+    let fixture = Fixture {
+        site: a.site_id.to_string(),
+        zone,
+        camera,
+        device,
+        person,
+        credential,
+        rule,
+        webhook,
+        detection: detection.id.to_string(),
+        secrets,
+    };
+    (fixture, a, admin, viewer)
+}
+
+#[track_caller]
+fn assert_no_leak(what: &str, reply: &Reply, fixture: &Fixture) {
+    assert!(!reply.status.is_server_error(), "{what}: {} {:?}", reply.status, String::from_utf8_lossy(&reply.body));
+    if reply.status.is_success() {
+        let text = String::from_utf8_lossy(&reply.body);
+        for secret in &fixture.secrets {
+            assert!(!text.contains(secret.as_str()), "{what}: {} leaked {secret}: {text}", reply.status);
+        }
+    }
+}
+
+/// A client error that names the offending field (`details.field`).
+fn names_a_field(reply: &Reply) -> bool {
+    reply.status == StatusCode::BAD_REQUEST && reply.json()["error"]["details"]["field"].is_string()
+}
+
+#[tokio::test]
+async fn another_tenant_walking_every_documented_operation_with_our_ids_gets_nothing() {
+    let state = fresh_state().await;
+    let (fixture, a, admin_a, _) = tenant_a(&state).await;
+    let b = provision(&state, "globex").await;
+    let mut tokens = vec![("api key", b.api_key.clone())];
+    for (email, role) in [
+        ("admin@globex.test", Role::Admin),
+        ("sec@globex.test", Role::Security),
+        ("user@globex.test", Role::User),
+        ("viewer@globex.test", Role::Viewer),
+        ("root@globex.test", Role::Superuser),
+    ] {
+        tokens.push((role.as_str(), token_for(&state, b.tenant_id, email, role).await));
+    }
+    let admin_b = tokens[1].1.clone();
+    // B's own camera and site, to aim A's references at from B's side.
+    let own_camera = id_of(
+        &send(
+            &state,
+            json_request(
+                "POST",
+                "/api/cameras",
+                Some(&admin_b),
+                &json!({ "site_id": b.site_id, "name": "own", "stream_url": "rtsp://10.1.0.5/s" }),
+            ),
+        )
+        .await,
+    );
+
+    let doc = send(&state, bare_request("GET", "/api/openapi.json", None)).await.json();
+    let mut covered = BTreeSet::new();
+    let mut uncovered = Vec::new();
+    let mut n = 0usize;
+    let mut calls = 0usize;
+    for (op, method, path, query) in operations(&doc) {
+        if op == INGEST {
+            // B's edge uploads events claiming A's tenant and site: each one is rejected.
+            let mut forged = event(&b, EventKind::DetectionPerson, chrono::Utc::now());
+            forged.tenant = a.tenant_id.as_uuid();
+            let mut other_site = event(&b, EventKind::DetectionPerson, chrono::Utc::now());
+            other_site.site = a.site_id;
+            let reply = send(
+                &state,
+                ingest_request(Some(&b.edge_token), Some(CBOR_CONTENT_TYPE), batch_bytes(&[forged, other_site])),
+            )
+            .await;
+            let ack = reply.ack();
+            assert!(ack.results.iter().all(|r| matches!(r.status, AckStatus::Rejected { .. })), "{ack:?}");
+            // A's user tokens are not edge credentials.
+            for (role, token) in &tokens {
+                let reply = send(&state, ingest_request(Some(token), Some(CBOR_CONTENT_TYPE), batch_bytes(&[]))).await;
+                assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "ingest as {role}");
+            }
+            covered.insert(op);
+            continue;
+        }
+        let Some((_, refs_in_body)) = body_for(&op, &fixture, 0) else {
+            uncovered.push(op);
+            continue;
+        };
+        // Every one of A's ids in the path parameter; A's references in query and body.
+        let uris: Vec<String> = if path.contains('{') {
+            fixture.secrets[..13].iter().map(|id| path.replace("{id}", id)).collect()
+        } else {
+            let mut uris = vec![path.clone()];
+            let refs: Vec<String> =
+                query.iter().filter_map(|name| fixture.query_value(name).map(|v| format!("{name}={v}"))).collect();
+            if !refs.is_empty() {
+                uris.push(format!("{path}?{}", refs.join("&")));
+            }
+            uris
+        };
+        for uri in &uris {
+            for (role, token) in &tokens {
+                n += 1;
+                let body = body_for(&op, &fixture, n).unwrap().0;
+                let reply = send(&state, request(&method, uri, token, body.as_ref(), None)).await;
+                let what = format!("{method} {uri} as B's {role}");
+                assert_no_leak(&what, &reply, &fixture);
+                calls += 1;
+                let status = reply.status;
+                if path.contains('{') {
+                    // A's id in the path: refused or not found, whatever the role.
+                    assert!(
+                        matches!(status, StatusCode::NOT_FOUND | StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED),
+                        "{what}: {status} {:?}",
+                        String::from_utf8_lossy(&reply.body)
+                    );
+                } else if refs_in_body {
+                    // A's references in the body: refused, not found or a 400 naming the field.
+                    assert!(
+                        matches!(
+                            status,
+                            StatusCode::NOT_FOUND
+                                | StatusCode::FORBIDDEN
+                                | StatusCode::UNAUTHORIZED
+                                | StatusCode::TOO_MANY_REQUESTS
+                        ) || names_a_field(&reply),
+                        "{what}: {status} {:?}",
+                        String::from_utf8_lossy(&reply.body)
+                    );
+                }
+            }
+        }
+        covered.insert(op);
+    }
+    assert!(uncovered.is_empty(), "operations the isolation walk does not cover: {uncovered:?}");
+    assert!(covered.len() >= 40 && calls > 500, "{} operations, {calls} calls", covered.len());
+
+    // References to A's zone from B's own resources.
+    for (method, path, body) in [
+        ("PUT", format!("/api/cameras/{own_camera}"), json!({ "zone_id": fixture.zone })),
+        (
+            "POST",
+            "/api/cameras".to_owned(),
+            json!({ "site_id": b.site_id, "zone_id": fixture.zone, "name": "zoned", "stream_url": "rtsp://10.1.0.6/s" }),
+        ),
+        (
+            "POST",
+            "/api/devices".to_owned(),
+            json!({ "site_id": b.site_id, "zone_id": fixture.zone, "name": "d", "kind": "door" }),
+        ),
+    ] {
+        let reply = send(&state, request(method, &path, &admin_b, Some(&body), None)).await;
+        assert_no_leak(&format!("{method} {path}"), &reply, &fixture);
+        assert!(names_a_field(&reply) || reply.status == StatusCode::NOT_FOUND, "{method} {path}: {}", reply.status);
+    }
+    // Naming A's tenant is for superusers only; B's admin is refused.
+    let reply = send(
+        &state,
+        request("GET", &format!("/api/cameras/{}", fixture.camera), &admin_b, None, Some(&fixture.secrets[0])),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+
+    // A's things are all still there, untouched.
+    for path in [
+        format!("/api/cameras/{}", fixture.camera),
+        format!("/api/devices/{}", fixture.device),
+        format!("/api/people/{}/credentials", fixture.person),
+        format!("/api/rules/{}/history", fixture.rule),
+        format!("/api/detections/{}", fixture.detection),
+    ] {
+        let reply = send(&state, bare_request("GET", &path, Some(&admin_a))).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+    }
+    let camera =
+        data(&send(&state, bare_request("GET", &format!("/api/cameras/{}", fixture.camera), Some(&admin_a))).await);
+    assert_eq!(camera["name"], "vault cam");
+    let rules = data(&send(&state, bare_request("GET", "/api/rules", Some(&admin_a))).await);
+    assert_eq!(rules[0]["name"], "After hours");
+    assert_eq!(rules[0]["enabled"], true);
+    let webhooks = data(&send(&state, bare_request("GET", "/api/webhooks", Some(&admin_a))).await);
+    assert_eq!(webhooks.as_array().unwrap().len(), 1);
+    let creds = data(
+        &send(&state, bare_request("GET", &format!("/api/people/{}/credentials", fixture.person), Some(&admin_a)))
+            .await,
+    );
+    assert_eq!(creds[0]["id"], fixture.credential.as_str());
+    assert!(creds[0]["revoked_at"].is_null(), "{creds}");
+    let commands =
+        state.store.queued_device_commands(a.tenant_id, Uuid::parse_str(&fixture.device).unwrap()).await.unwrap();
+    assert!(commands.is_empty(), "B queued commands on A's device: {commands:?}");
+}
+
+/// A viewer may read but not change anything: every documented non-GET operation but their own
+/// session and password is 403 (ingest takes edge credentials only: 401).
+#[tokio::test]
+async fn a_viewer_is_refused_every_write() {
+    let state = fresh_state().await;
+    let (fixture, _, _, viewer) = tenant_a(&state).await;
+    let doc = send(&state, bare_request("GET", "/api/openapi.json", None)).await.json();
+    let mut uncovered = Vec::new();
+    let mut writes = 0;
+    for (op, method, path, _) in operations(&doc) {
+        if method == "GET" {
+            continue;
+        }
+        if op == INGEST {
+            let reply = send(&state, ingest_request(Some(&viewer), Some(CBOR_CONTENT_TYPE), batch_bytes(&[]))).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+            continue;
+        }
+        let Some((body, _)) = body_for(&op, &fixture, 1000 + writes) else {
+            uncovered.push(op);
+            continue;
+        };
+        let uri = if path.contains("{id}") { path.replace("{id}", fixture.id_for(&path)) } else { path.clone() };
+        let reply = send(&state, request(&method, &uri, &viewer, body.as_ref(), None)).await;
+        assert!(!reply.status.is_server_error(), "{op}: {}", reply.status);
+        if SELF_SERVICE.contains(&op.as_str()) {
+            assert_ne!(reply.status, StatusCode::FORBIDDEN, "{op}");
+        } else {
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{op}: {:?}", String::from_utf8_lossy(&reply.body));
+        }
+        writes += 1;
+    }
+    assert!(uncovered.is_empty(), "operations the role walk does not cover: {uncovered:?}");
+    assert!(writes >= 20, "{writes}");
+}
