@@ -2,10 +2,12 @@
 # The README's demo command: a whole site on this machine.
 #   PostgreSQL (local cluster in .demo/pg) → vigil-cloud (http://127.0.0.1:8080)
 #   vigil-rtsp-camera playing real CCTV footage (rtsp://127.0.0.1:8554/cam)
-#   vigil-edge analysing it with the YOLOv8n test model and uploading events; its embedded MQTT
+#   vigil-edge analysing it with the bundled person detector (BlazePose, Apache-2.0) behind motion
+#   gating, counting people across a line, recording clips and snapshots, running the seed's two
+#   automation rules, and uploading events; its embedded MQTT
 #   broker (127.0.0.1:1883) serves simulated door devices (vigil-devsim): a lock, a badge reader that
 #   swipes alice's badge every 20 s (the door opens) and bob's revoked badge every 10 s (refused),
-#   and a temperature sensor.
+#   temperature sensors (one at 31.5 °C once a minute: the "Temperature Alert" rule fires) and an AC.
 # Ctrl-C stops everything. Ports can be changed with the variables below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,7 +65,9 @@ cat > "$DEMO/devices.json" <<JSON
 {"site": "hq", "devices": [
   {"id": "reader-1", "zone": "lobby", "kind": "reader", "password_sha256": "$(pw_hash reader-1-demo)"},
   {"id": "lock-1", "zone": "lobby", "kind": "lock", "password_sha256": "$(pw_hash lock-1-demo)"},
-  {"id": "temp-1", "zone": "lobby", "kind": "temperature", "password_sha256": "$(pw_hash temp-1-demo)"}
+  {"id": "temp-1", "zone": "lobby", "kind": "temperature", "password_sha256": "$(pw_hash temp-1-demo)"},
+  {"id": "temp-2", "zone": "lobby", "kind": "temperature", "password_sha256": "$(pw_hash temp-2-demo)"},
+  {"id": "ac", "zone": "lobby", "kind": "actuator", "password_sha256": "$(pw_hash ac-demo)"}
 ]}
 JSON
 cat > "$DEMO/site.toml" <<SITE
@@ -117,32 +121,33 @@ listen = "127.0.0.1:$STATUS_PORT"
 
 [detector]
 onnxruntime = "$FIX/libonnxruntime.so"
-# Test model (nudenet's YOLOv8n export, AGPL: a fixture, not shipped). It sees shoes and faces,
-# which on CCTV footage means people. Production sites use their own COCO YOLO export.
-model = "$FIX/yolov8n-320-nudenet.onnx"
-input_size = 640
+# The bundled person detector (BlazePose's, Apache-2.0), converted at setup by tests/setup/blazepose.py.
+kind = "blazepose"
+model = "$FIX/blazepose-person.onnx"
 threads = 1
-
-[[detector.classes]]
-id = 9
-label = "FEET_COVERED"
-kind = "detection.person"
-
-[[detector.classes]]
-id = 1
-label = "FACE_FEMALE"
-kind = "detection.person"
-
-[[detector.classes]]
-id = 12
-label = "FACE_MALE"
-kind = "detection.person"
+events = "tracks"
 
 [[cameras]]
 id = "lobby-cam"
 url = "rtsp://127.0.0.1:$CAMERA_PORT/cam"
 zone = "lobby"
 analyze_fps = 2.0
+[[cameras.lines]]
+id = "middle"
+a = [0.5, 0.0]
+b = [0.5, 1.0]
+[cameras.record]
+enabled = true
+preroll_secs = 5
+
+[media]
+dir = "$DEMO/media"
+clip_pre_secs = 3
+clip_post_secs = 5
+max_mb = 512
+
+[rules]
+file = "$ROOT/edge/rules/rules/seed.toml"
 
 [mqtt]
 listen = "127.0.0.1:$MQTT_PORT"
@@ -162,8 +167,8 @@ sim() { # device-id subcommand...
 }
 sim lock-1 lock > "$DEMO/lock.log" 2>&1 & PIDS+=($!)
 sleep 1
-sim reader-1 reader --badge A1 --every 20 > "$DEMO/reader.log" 2>&1 & PIDS+=($!)
 sim temp-1 temperature --value 21.5 --every 15 > "$DEMO/temperature.log" 2>&1 & PIDS+=($!)
+sim ac lock > "$DEMO/ac.log" 2>&1 & PIDS+=($!)     # the AC obeys commands like a lock does
 
 for _ in $(seq 60); do curl -sf "http://127.0.0.1:$CLOUD_PORT/health" >/dev/null && break; sleep 0.5; done
 cat <<MSG
@@ -176,15 +181,26 @@ Vigil demo site is running (logs in $DEMO/*.log). Ctrl-C stops it.
   Person detections (cloud API):    curl -s -H 'Authorization: Bearer $API_KEY' 'http://127.0.0.1:$CLOUD_PORT/api/events?kind=detection.person&limit=5'
   Door decisions (cloud API):       curl -s -H 'Authorization: Bearer $API_KEY' 'http://127.0.0.1:$CLOUD_PORT/api/events?kind=access.granted&limit=5'
   The lock carrying out unlocks:    tail -f $DEMO/lock.log
+  People counted across the line:   curl -s http://127.0.0.1:$STATUS_PORT/metrics | grep line_crossings
+  Rule history (Temperature Alert): curl -s http://127.0.0.1:$STATUS_PORT/rules/history
+  Clips and snapshots:              ls $DEMO/media/clips/lobby-cam $DEMO/media/snapshots/lobby-cam
 
 MSG
 count() {
   curl -s -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$CLOUD_PORT/api/events?kind=$1&limit=1000" \
     | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]["items"]))' 2>/dev/null || echo "?"
 }
+tick=0
 while sleep 10; do
-  sim reader-1 reader --badge B1 >> "$DEMO/reader.log" 2>&1 || true   # bob's revoked badge: refused
+  tick=$((tick + 1))
+  # One reader, one connection at a time: alice every 20 s (the door opens), bob's revoked badge every 10 s.
+  if [ $((tick % 2)) -eq 1 ]; then sim reader-1 reader --badge A1 >> "$DEMO/reader.log" 2>&1 || true; fi
+  sim reader-1 reader --badge B1 >> "$DEMO/reader.log" 2>&1 || true
+  # A second sensor over 30 °C once a minute: "Temperature Alert" alerts facilities and turns the AC on.
+  if [ $((tick % 6)) -eq 0 ]; then sim temp-2 temperature --value 31.5 >> "$DEMO/temperature.log" 2>&1 || true; fi
   unlocks=$(grep -c "Command carried out" "$DEMO/lock.log" || true)
-  echo "demo: cloud has $(count detection.person) person detections, $(count access.granted) granted and" \
-    "$(count access.denied) denied door decisions; the lock carried out $unlocks unlocks"
+  acs=$(grep -c "Command carried out" "$DEMO/ac.log" || true)
+  echo "demo: cloud has $(count detection.person) people, $(count line.crossed) line crossings," \
+    "$(count access.granted) granted and $(count access.denied) denied door decisions, $(count alert.triggered) alerts;" \
+    "the lock carried out $unlocks unlocks, the AC $acs commands"
 done

@@ -82,7 +82,10 @@ impl Tracker {
     /// Feeds the detections of one analysed frame taken at `now`.
     pub fn update(&mut self, now: Timestamp, detections: &[Detected]) -> Vec<TrackUpdate> {
         let mut out = Vec::new();
-        // Greedy association by IoU between predictions and detections of the same class.
+        // Greedy association between predictions and detections of the same class: by IoU first
+        // (affinity 1 + IoU), then, for pairs that do not overlap enough (low analysis rates, fast
+        // walkers), by centre distance within 0.75 of the object's height at a similar size
+        // (affinity below 1).
         let predictions: Vec<Rect> = self.tracks.iter().map(|t| t.predict(now)).collect();
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
         for (ti, t) in self.tracks.iter().enumerate() {
@@ -90,9 +93,18 @@ impl Tracker {
                 if d.class_id != t.class_id {
                     continue;
                 }
-                let iou = predictions[ti].iou(&rect_of(d));
+                let (p, r) = (predictions[ti], rect_of(d));
+                let iou = p.iou(&r);
                 if iou >= self.cfg.iou_match {
-                    pairs.push((iou, ti, di));
+                    pairs.push((1.0 + iou, ti, di));
+                    continue;
+                }
+                let (pc, rc) = (p.center(), r.center());
+                let dist = ((pc.x - rc.x).powi(2) + (pc.y - rc.y).powi(2)).sqrt();
+                let limit = 0.75 * p.h.max(r.h);
+                let similar = r.h > 0.0 && (0.6..=1.0 / 0.6).contains(&(p.h / r.h));
+                if similar && limit > 0.0 && dist < limit {
+                    pairs.push((1.0 - dist / limit, ti, di));
                 }
             }
         }
@@ -256,5 +268,31 @@ mod tests {
             &[(0, vec![det(0, 0.1, 0.3)]), (500, vec![det(2, 0.1, 0.3)]), (1000, vec![det(2, 0.1, 0.3)])],
             &[&[], &[], &["S2"]],
         );
+    }
+
+    #[test]
+    fn a_fast_walker_at_a_low_frame_rate_keeps_one_track() {
+        // 0.5 s between frames, the box moves more than its own width each time: no overlap at all.
+        let mut t = Tracker::new(TrackerConfig::default());
+        let mut started = 0;
+        for i in 0..6 {
+            let d = Detected { class_id: 0, score: 0.9, x: 0.1 + 0.08 * i as f32, y: 0.3, w: 0.06, h: 0.25 };
+            for u in t.update(Timestamp(i * 500_000), &[d]) {
+                if matches!(u, TrackUpdate::Started(_)) {
+                    started += 1;
+                }
+            }
+        }
+        assert_eq!(started, 1);
+        assert_eq!(t.tracks().len(), 1);
+        assert_eq!(t.tracks()[0].hits, 6);
+        // Two people side by side, far apart, stay two.
+        let mut t = Tracker::new(TrackerConfig::default());
+        for i in 0..3 {
+            let a = Detected { class_id: 0, score: 0.9, x: 0.1, y: 0.3, w: 0.06, h: 0.25 };
+            let b = Detected { class_id: 0, score: 0.9, x: 0.7, y: 0.3, w: 0.06, h: 0.25 };
+            t.update(Timestamp(i * 500_000), &[a, b]);
+        }
+        assert_eq!(t.tracks().len(), 2);
     }
 }

@@ -50,6 +50,8 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let dev = |id: String, kind| Device {
         password_sha256: hash_password(&format!("{id}-pw")),
+        config: None,
+        firmware: None,
         id,
         zone: "lobby".into(),
         kind,

@@ -55,6 +55,12 @@ pub struct DeviceLive {
     pub firmware: Option<String>,
     /// Unix microseconds of the last message.
     pub last_seen_micros: i64,
+    /// The registry's `config` was sent since the device last came online (re-sent after each reconnect).
+    pub config_sent: bool,
+    /// The registry's firmware version for this device, when it has one.
+    pub firmware_target: Option<String>,
+    /// An update to this version was offered and the device has not reported it yet.
+    pub firmware_offered: Option<String>,
 }
 
 /// Orders for the doors and devices from inside the edge (automation rules, remote commands).
@@ -162,6 +168,9 @@ impl DevicesStage {
             entry.last_seen_micros = Timestamp::from(now).as_micros();
             match &m.message {
                 DeviceMessage::Status(s) => {
+                    if !s.online {
+                        entry.config_sent = false;
+                    }
                     entry.online = s.online;
                     if s.firmware.is_some() {
                         entry.firmware.clone_from(&s.firmware);
@@ -198,6 +207,9 @@ impl DevicesStage {
             }
             DeviceMessage::Status(s) => {
                 tracing::info!(device = %m.device, online = s.online, firmware = ?s.firmware, "Device status.");
+                if s.online {
+                    self.provision(&m.device, s.firmware.as_deref(), pending);
+                }
                 simple(
                     EventKind::DeviceStatus,
                     Payload::DeviceStatus(DeviceStatus { online: s.online, detail: s.detail }),
@@ -279,28 +291,78 @@ impl DevicesStage {
         self.append(events).await;
     }
 
+    /// Publishes a command to a device and tracks its acknowledgement.
+    fn send_command(
+        &self,
+        device: &str,
+        action: &str,
+        params: Option<serde_json::Value>,
+        pending: &mut HashMap<String, Pending>,
+    ) -> Result<String, String> {
+        let Some(d) = self.registry.get(device) else { return Err(format!("no device {device}")) };
+        let cmd = Command { id: Uuid::now_v7().to_string(), action: action.to_owned(), secs: None, params };
+        match self.hub.command(&d.zone, device, &cmd) {
+            Ok(()) => {
+                self.stats.commands_sent.fetch_add(1, Relaxed);
+                pending.insert(
+                    cmd.id.clone(),
+                    Pending { lock: device.to_owned(), door: String::new(), sent: Instant::now() },
+                );
+                Ok(cmd.id)
+            }
+            Err(error) => {
+                self.stats.commands_failed.fetch_add(1, Relaxed);
+                Err(format!("{action} to {device}: {error}"))
+            }
+        }
+    }
+
+    /// A device came online: pushes its registry `config` (once per connection) and offers its
+    /// registry firmware while it reports another version.
+    fn provision(&self, device: &str, reported: Option<&str>, pending: &mut HashMap<String, Pending>) {
+        let Some(d) = self.registry.get(device) else { return };
+        let (send_config, offer) = {
+            let mut live = self.stats.live.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = live.entry(device.to_owned()).or_default();
+            let send_config = d.config.is_some() && !entry.config_sent;
+            entry.config_sent |= send_config;
+            let mut offer = None;
+            if let Some(f) = &d.firmware {
+                entry.firmware_target = Some(f.version.clone());
+                if reported == Some(f.version.as_str()) {
+                    if entry.firmware_offered.take().is_some() {
+                        tracing::info!(%device, version = %f.version, "Firmware update done.");
+                    }
+                } else if entry.firmware_offered.as_deref() != Some(f.version.as_str()) {
+                    entry.firmware_offered = Some(f.version.clone());
+                    offer = Some(f.clone());
+                }
+            }
+            (send_config, offer)
+        };
+        if send_config && let Some(config) = &d.config {
+            match self.send_command(device, "configure", Some(config.clone()), pending) {
+                Ok(id) => tracing::info!(%device, %id, "Configuration sent."),
+                Err(error) => tracing::warn!(%device, %error, "Configuration not sent."),
+            }
+        }
+        if let Some(f) = offer {
+            let params = serde_json::json!({ "version": f.version, "url": f.url, "sha256": f.sha256 });
+            match self.send_command(device, "firmware_update", Some(params), pending) {
+                Ok(id) => tracing::info!(%device, from = ?reported, to = %f.version, %id, "Firmware update offered."),
+                Err(error) => tracing::warn!(%device, %error, "Firmware update not offered."),
+            }
+        }
+    }
+
     async fn on_control(&mut self, order: Control, pending: &mut HashMap<String, Pending>) -> Result<String, String> {
         let now: DateTime<Utc> = SystemTime::now().into();
         let mut events = Vec::new();
         let result = match order {
             Control::DeviceCommand { device, action, params, by } => {
-                let Some(d) = self.registry.get(&device) else { return Err(format!("no device {device}")) };
-                let cmd = Command { id: Uuid::now_v7().to_string(), action: action.clone(), secs: None, params };
-                match self.hub.command(&d.zone, &device, &cmd) {
-                    Ok(()) => {
-                        self.stats.commands_sent.fetch_add(1, Relaxed);
-                        tracing::info!(%device, %action, %by, id = %cmd.id, "Device command sent.");
-                        pending.insert(
-                            cmd.id.clone(),
-                            Pending { lock: device.clone(), door: String::new(), sent: Instant::now() },
-                        );
-                        Ok(format!("{action} sent to {device} (command {})", cmd.id))
-                    }
-                    Err(error) => {
-                        self.stats.commands_failed.fetch_add(1, Relaxed);
-                        Err(format!("{action} to {device}: {error}"))
-                    }
-                }
+                let id = self.send_command(&device, &action, params, pending)?;
+                tracing::info!(%device, %action, %by, %id, "Device command sent.");
+                Ok(format!("{action} sent to {device} (command {id})"))
             }
             order => {
                 let Some(engine) = &mut self.engine else { return Err("this edge has no [access] section".into()) };

@@ -68,6 +68,8 @@ fn registry() -> RegistryDocument {
         zone: "lobby".into(),
         kind,
         password_sha256: hash_password(&format!("{id}-pw")),
+        config: None,
+        firmware: None,
     };
     RegistryDocument {
         site: "hq".into(),
@@ -78,6 +80,15 @@ fn registry() -> RegistryDocument {
             dev("temp-1", DeviceKind::Temperature),
             dev("panel-1", DeviceKind::Panel),
             dev("ac", DeviceKind::Actuator),
+            Device {
+                config: Some(serde_json::json!({ "setpoint": 22, "mode": "cool" })),
+                firmware: Some(edge_mqtt::FirmwareOffer {
+                    version: "sim-2.0".into(),
+                    url: "https://firmware.example/hvac-2.0.bin".into(),
+                    sha256: "ab".repeat(32),
+                }),
+                ..dev("hvac-1", DeviceKind::Actuator)
+            },
         ],
     }
 }
@@ -508,5 +519,44 @@ async fn the_seed_rules_fire_with_their_actions_and_keep_a_history() {
         alerts.iter().any(|(r, m)| r == "after-hours" && m.contains("security") && m.contains("restricted")),
         "{alerts:?}"
     );
+    edge.stop().await;
+}
+
+/// Per-device configuration and firmware from the registry: pushed when the device comes online,
+/// acknowledged, and the firmware version it then reports is tracked until it matches the offer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_get_their_config_and_firmware_offer_and_the_edge_tracks_the_version() {
+    let edge = Edge::start().await;
+    let stats = edge.stats.clone();
+    let mut hvac = SimDevice::connect(edge.id("hvac-1"), true).await.unwrap();
+
+    let configure = next_cmd(&mut hvac).await;
+    assert_eq!(configure.action, "configure");
+    assert_eq!(configure.params, Some(serde_json::json!({ "setpoint": 22, "mode": "cool" })));
+    let update = next_cmd(&mut hvac).await;
+    assert_eq!(update.action, "firmware_update");
+    let params = update.params.clone().unwrap();
+    assert_eq!((params["version"].as_str(), params["sha256"].as_str().map(str::len)), (Some("sim-2.0"), Some(64)));
+    {
+        let live = stats.live.lock().unwrap();
+        let h = &live["hvac-1"];
+        assert_eq!(h.firmware.as_deref(), Some("sim-1.0"));
+        assert_eq!((h.firmware_target.as_deref(), h.firmware_offered.as_deref()), (Some("sim-2.0"), Some("sim-2.0")));
+        assert!(h.config_sent);
+    }
+    // The device applies both, acknowledges, and reports the new version: the offer is done.
+    hvac.obey(&configure).await.unwrap();
+    hvac.obey(&update).await.unwrap();
+    wait_for("both acknowledgements", || stats.commands_acked.load(Relaxed) == 2).await;
+    wait_for("the new version reported", || {
+        let live = stats.live.lock().unwrap();
+        live["hvac-1"].firmware.as_deref() == Some("sim-2.0") && live["hvac-1"].firmware_offered.is_none()
+    })
+    .await;
+    assert_eq!(*hvac.config.lock().unwrap(), configure.params);
+    // Its next status (a heartbeat) neither re-offers the firmware nor re-sends the config.
+    hvac.status(true).await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_millis(400), hvac.commands.recv()).await.is_err(), "nothing more");
+    assert_eq!(stats.commands_failed.load(Relaxed), 0);
     edge.stop().await;
 }

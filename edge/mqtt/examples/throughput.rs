@@ -25,6 +25,8 @@ fn registry(n: usize) -> DeviceRegistry {
             zone: "z".into(),
             kind: DeviceKind::Temperature,
             password_sha256: hash_password("pw"),
+            config: None,
+            firmware: None,
         })
         .collect();
     DeviceRegistry::from_document(RegistryDocument { site: "hq".into(), devices }).expect("registry")

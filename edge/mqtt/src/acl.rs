@@ -25,7 +25,14 @@ mod tests {
     use crate::registry::DeviceKind;
 
     fn dev(id: &str, zone: &str) -> Device {
-        Device { id: id.into(), zone: zone.into(), kind: DeviceKind::Temperature, password_sha256: String::new() }
+        Device {
+            id: id.into(),
+            zone: zone.into(),
+            kind: DeviceKind::Temperature,
+            password_sha256: String::new(),
+            config: None,
+            firmware: None,
+        }
     }
 
     #[track_caller]

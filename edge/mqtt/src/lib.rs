@@ -29,7 +29,7 @@ pub use broker::{BrokerError, EdgeLink, InternalBroker, Login};
 pub use front::{Front, FrontStats, TlsError};
 pub use hub::{Hub, HubHandle, HubStats, Inbound};
 pub use payload::{Command, DeviceEvent, DeviceMessage, Status, Telemetry};
-pub use registry::{Device, DeviceKind, DeviceRegistry, RegistryDocument, hash_password};
+pub use registry::{Device, DeviceKind, DeviceRegistry, FirmwareOffer, RegistryDocument, hash_password};
 
 /// Validated MQTT settings.
 #[derive(Debug, Clone)]

@@ -36,6 +36,23 @@ pub struct Device {
     pub kind: DeviceKind,
     /// `sha256(password)` as lowercase hex.
     pub password_sha256: String,
+    /// Settings pushed to the device (a `configure` command with these params) each time it comes online.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
+    /// Firmware the device should run: offered (a `firmware_update` command) while it reports another version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<FirmwareOffer>,
+}
+
+/// A firmware version for a device, where to fetch it and how to check it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirmwareOffer {
+    pub version: String,
+    /// `https://` URL of the image (devices fetch it themselves).
+    pub url: String,
+    /// SHA-256 (hex) of the image; the device verifies it before flashing.
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +106,20 @@ impl DeviceRegistry {
             }
             if d.password_sha256.len() != 64 || hex::decode(&d.password_sha256).is_err() {
                 problems.push(format!("device {}: password_sha256 is not 64 hex digits", d.id));
+            }
+            if d.config.as_ref().is_some_and(|c| !c.is_object()) {
+                problems.push(format!("device {}: config must be a JSON object", d.id));
+            }
+            if let Some(f) = &d.firmware {
+                if f.version.is_empty() || f.version.len() > 64 {
+                    problems.push(format!("device {}: firmware.version must be 1-64 characters", d.id));
+                }
+                if !f.url.starts_with("https://") {
+                    problems.push(format!("device {}: firmware.url must be https://", d.id));
+                }
+                if f.sha256.len() != 64 || hex::decode(&f.sha256).is_err() {
+                    problems.push(format!("device {}: firmware.sha256 is not 64 hex digits", d.id));
+                }
             }
             if let Some(old) = devices.insert(d.id.clone(), d) {
                 problems.push(format!("duplicate device {}", old.id));

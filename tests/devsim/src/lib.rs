@@ -34,6 +34,10 @@ pub struct SimDevice {
     pub identity: Identity,
     client: AsyncClient,
     pub commands: mpsc::UnboundedReceiver<Command>,
+    /// The firmware version it reports (`sim-1.0` until a `firmware_update` is obeyed).
+    firmware: std::sync::Mutex<String>,
+    /// The last `configure` params obeyed.
+    pub config: std::sync::Mutex<Option<serde_json::Value>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +70,13 @@ impl SimDevice {
             client.subscribe(identity.topic(Channel::Command), QoS::AtLeastOnce).await?;
         }
         tokio::spawn(pump(eventloop, tx));
-        let me = SimDevice { identity, client, commands };
+        let me = SimDevice {
+            identity,
+            client,
+            commands,
+            firmware: std::sync::Mutex::new("sim-1.0".into()),
+            config: std::sync::Mutex::new(None),
+        };
         me.status(true).await?;
         Ok(me)
     }
@@ -77,8 +87,8 @@ impl SimDevice {
     }
 
     pub async fn status(&self, online: bool) -> Result<(), SimError> {
-        let body =
-            serde_json::to_vec(&Status { online, firmware: Some("sim-1.0".into()), detail: None }).unwrap_or_default();
+        let firmware = self.firmware.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let body = serde_json::to_vec(&Status { online, firmware: Some(firmware), detail: None }).unwrap_or_default();
         self.publish(Channel::Status, body).await
     }
 
@@ -106,13 +116,34 @@ impl SimDevice {
         self.event(&DeviceEvent::Panic).await
     }
 
-    /// Lock: carries out one command and acknowledges it (bolt state, then `ack`).
+    /// Carries out one command and acknowledges it: a lock reports its bolt state, an actuator
+    /// switches (`on`/`off`), `configure` keeps the params, `firmware_update` "flashes" the offered
+    /// version and reports it on `status`; anything else is acknowledged as failed.
     pub async fn obey(&self, command: &Command) -> Result<(), SimError> {
-        let known = matches!(command.action.as_str(), "unlock" | "lock" | "hold_unlocked");
-        if known {
-            self.event(&DeviceEvent::LockState { locked: command.action == "lock" }).await?;
+        let ok = match command.action.as_str() {
+            "unlock" | "lock" | "hold_unlocked" => {
+                self.event(&DeviceEvent::LockState { locked: command.action == "lock" }).await?;
+                true
+            }
+            "on" | "off" => true,
+            "configure" => {
+                *self.config.lock().unwrap_or_else(|p| p.into_inner()) = command.params.clone();
+                command.params.as_ref().is_some_and(serde_json::Value::is_object)
+            }
+            "firmware_update" => match command.params.as_ref().and_then(|p| p["version"].as_str()) {
+                Some(v) => {
+                    *self.firmware.lock().unwrap_or_else(|p| p.into_inner()) = v.to_owned();
+                    true
+                }
+                None => false,
+            },
+            _ => false,
+        };
+        self.event(&DeviceEvent::Ack { command_id: command.id.clone(), ok }).await?;
+        if ok && command.action == "firmware_update" {
+            self.status(true).await?;
         }
-        self.event(&DeviceEvent::Ack { command_id: command.id.clone(), ok: known }).await
+        Ok(())
     }
 
     /// Lock: obeys every command until the connection ends, and reports `status` every minute as

@@ -28,6 +28,8 @@ async fn the_reader_simulator_swipes_and_a_wrong_password_fails() {
             zone: "lobby".into(),
             kind: DeviceKind::Reader,
             password_sha256: hash_password("pw"),
+            config: None,
+            firmware: None,
         }],
     })
     .unwrap();

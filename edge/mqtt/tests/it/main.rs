@@ -22,6 +22,8 @@ pub fn registry() -> DeviceRegistry {
         zone: zone.into(),
         kind,
         password_sha256: hash_password(&format!("{id}-secret")),
+        config: None,
+        firmware: None,
     };
     DeviceRegistry::from_document(RegistryDocument {
         site: SITE.into(),
