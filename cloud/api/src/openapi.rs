@@ -97,6 +97,8 @@ impl Modify for BearerAuth {
         routes::devices::create,
         routes::devices::configure,
         routes::devices::command,
+        routes::edge::commands,
+        routes::edge::ack,
         routes::detections::recent,
         routes::detections::show,
         routes::streams::start,

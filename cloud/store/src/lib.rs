@@ -36,7 +36,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions as _, Connection as _, PgPool};
 
-pub use devices::{DEVICE_KINDS, Device, DeviceCommand, NewDevice};
+pub use devices::{COMMAND_OUTCOMES, DEVICE_KINDS, Device, DeviceCommand, EdgeCommand, NewCommand, NewDevice};
 pub use error::StoreError;
 pub use events::{EventCursor, EventQuery, Page, StoredEvent};
 pub use keys::SigningKeyRow;

@@ -65,7 +65,7 @@ pub struct DeviceLive {
 
 /// Orders for the doors and devices from inside the edge (automation rules, remote commands).
 /// Each carries a reply with what was done, for the rule history and command acknowledgements.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Control {
     /// Lockdown of `doors` (`None`: every door), reverting after `minutes` when given.
     Lockdown {
@@ -625,6 +625,14 @@ impl DevicesBuilt {
             heartbeat_timeout: m.heartbeat_timeout,
             stats: Arc::new(DeviceStats::default()),
         }))
+    }
+
+    /// `(door, lock device)` of every door in the site document.
+    pub fn door_locks(&self) -> Vec<(String, String)> {
+        self.engine
+            .as_ref()
+            .map(|e| e.policy().document().doors.iter().map(|d| (d.id.clone(), d.lock.clone())).collect())
+            .unwrap_or_default()
     }
 
     /// `(door, zone)` of every door in the site document.

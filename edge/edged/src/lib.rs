@@ -14,6 +14,7 @@ pub mod detect;
 pub mod devices;
 mod eviction;
 pub mod media;
+pub mod remote;
 pub mod rules;
 pub mod scene_config;
 mod sender;

@@ -210,7 +210,7 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
 
     let sender = Sender {
         spool: spool.clone(),
-        uplink,
+        uplink: uplink.clone(),
         spooled: spooled.clone(),
         batch_max: cfg.cloud.batch_max,
         backoff: Backoff::new(cfg.cloud.retry_min, cfg.cloud.retry_max),
@@ -227,6 +227,17 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
     // --- devices: MQTT front → hub → devices (access decisions, locks, telemetry) → spool ---
     let control = devices.as_ref().map(|d| d.control.clone());
     let doors = devices.as_ref().map(DevicesBuilt::doors).unwrap_or_default();
+    // --- remote commands: cloud queue (long-poll) → devices stage → acknowledgement ---
+    let remote = crate::remote::RemoteStage {
+        uplink: uplink.clone(),
+        control: control.clone(),
+        doors: devices.as_ref().map(DevicesBuilt::door_locks).unwrap_or_default(),
+        backoff: Backoff::new(cfg.cloud.retry_min, cfg.cloud.retry_max),
+    };
+    tasks.spawn(tracing::Instrument::instrument(
+        remote.run(cancel.child_token()),
+        tracing::info_span!("stage", stage = "remote"),
+    ));
     if let Some(d) = devices {
         d.spawn(&tasks, cancel, cfg, spool.clone(), spooled.clone(), tap.clone());
     }

@@ -81,9 +81,32 @@ impl UplinkError {
 #[derive(Debug, Clone)]
 pub struct Uplink {
     client: reqwest::Client,
+    base: String,
     endpoint: String,
     token: String,
 }
+
+/// A command the cloud queued for this edge's site (`GET /api/edge/commands`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct RemoteCommand {
+    pub id: String,
+    /// The device's name at the site: a device id of the registry, or a door id.
+    pub device: String,
+    /// `door`, `reader`, `lock`, `sensor` or `other`.
+    pub kind: String,
+    pub command: String,
+    #[serde(default)]
+    pub params: serde_json::Value,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(serde::Deserialize)]
+struct Envelope<T> {
+    data: T,
+}
+
+/// Path of the edge's command queue.
+pub const EDGE_COMMANDS_PATH: &str = "/api/edge/commands";
 
 impl Uplink {
     pub fn build(cfg: &UplinkConfig) -> Result<Uplink, UplinkBuildError> {
@@ -108,7 +131,60 @@ impl Uplink {
             builder = builder.tls_certs_merge(certs);
         }
         let client = builder.build().map_err(UplinkBuildError::Client)?;
-        Ok(Uplink { client, endpoint: format!("{base}{INGEST_EVENTS_PATH}"), token: cfg.token.clone() })
+        Ok(Uplink {
+            client,
+            base: base.to_owned(),
+            endpoint: format!("{base}{INGEST_EVENTS_PATH}"),
+            token: cfg.token.clone(),
+        })
+    }
+
+    /// Long-polls the commands queued for this edge's site (at most `wait`, up to 30 s).
+    pub async fn fetch_commands(&self, wait: Duration) -> Result<Vec<RemoteCommand>, UplinkError> {
+        let secs = wait.as_secs().min(30);
+        let response = self
+            .client
+            .get(format!("{}{EDGE_COMMANDS_PATH}?wait={secs}", self.base))
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(secs + 15))
+            .send()
+            .await
+            .map_err(|e| UplinkError::Unavailable(error_chain(&e)))?;
+        let bytes = Self::ok_body(response).await?;
+        let envelope: Envelope<Vec<RemoteCommand>> =
+            serde_json::from_slice(&bytes).map_err(|e| UplinkError::Protocol(e.to_string()))?;
+        Ok(envelope.data)
+    }
+
+    /// Reports what the edge did with a command: `done`, `failed` or `expired`, and a sentence.
+    /// `Refused` with 404 means the cloud no longer waits for it (settled already, or unknown).
+    pub async fn ack_command(&self, id: &str, status: &str, result: &str) -> Result<(), UplinkError> {
+        let body = serde_json::json!({ "status": status, "result": result }).to_string();
+        let response = self
+            .client
+            .post(format!("{}{EDGE_COMMANDS_PATH}/{id}/ack", self.base))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| UplinkError::Unavailable(error_chain(&e)))?;
+        Self::ok_body(response).await.map(drop)
+    }
+
+    async fn ok_body(response: reqwest::Response) -> Result<Vec<u8>, UplinkError> {
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(|e| UplinkError::Unavailable(error_chain(&e)))?;
+        match status {
+            200..=299 => Ok(bytes.to_vec()),
+            401 | 403 => Err(UplinkError::Unauthorized(status)),
+            413 => Err(UplinkError::TooLarge),
+            400..=499 => {
+                let body = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
+                Err(UplinkError::Refused { status, body })
+            }
+            _ => Err(UplinkError::Unavailable(format!("http {status}"))),
+        }
     }
 
     /// Sends one batch and returns the cloud's acknowledgement, checked against the batch.

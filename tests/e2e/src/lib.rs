@@ -43,6 +43,8 @@ pub struct Site {
     pub wan: Option<WanProxy>,
     analyze_fps: f64,
     analytics: Option<String>,
+    /// The edge's MQTT device port, when the site has doors.
+    pub mqtt_port: Option<u16>,
     http: reqwest::blocking::Client,
 }
 
@@ -60,11 +62,14 @@ pub struct SiteOptions {
     /// `None`: the YOLO test model, one event per analysed frame with objects and no motion gating —
     /// a steady event load for the transport tests.
     pub analytics: Option<String>,
+    /// Give the edge doors: an MQTT device port (`Site::mqtt_port`), a device registry with
+    /// `reader-1` and `lock-1` (password `<id>-pw`) and a site document with door `front`.
+    pub doors: bool,
 }
 
 impl Default for SiteOptions {
     fn default() -> Self {
-        SiteOptions { analyze_fps: 4.0, tls: false, wan_proxy: false, analytics: None }
+        SiteOptions { analyze_fps: 4.0, tls: false, wan_proxy: false, analytics: None, doors: false }
     }
 }
 
@@ -154,6 +159,7 @@ impl Site {
             wan: None,
             analyze_fps: opts.analyze_fps,
             analytics: opts.analytics.clone(),
+            mqtt_port: opts.doors.then(free_port),
             http,
         };
         site.ids = site.provision()?;
@@ -293,7 +299,9 @@ url = "rtsp://127.0.0.1:{camera}/cam"
 zone = "lobby"
 analyze_fps = {analyze_fps}
 {analytics}
+{doors}
 "#,
+                doors = self.doors_config()?,
                 events = if self.analytics.is_some() { "tracks" } else { "frames" },
                 analytics = self.analytics.as_deref().unwrap_or("[cameras.motion]\nenabled = false"),
                 tenant = self.ids.tenant_id,
@@ -318,6 +326,94 @@ analyze_fps = {analyze_fps}
             .env("RUST_LOG", "info,edged::detect=debug,ort=warn");
         self.edge = Some(ChildGuard::spawn_logged("edge", &mut cmd, self.logs())?);
         self.wait_for("edge status endpoint", Duration::from_secs(30), |s| Ok(s.edge_status().is_ok()))
+    }
+
+    /// `[mqtt]` and `[access]` sections (and their files) when the site has doors.
+    fn doors_config(&self) -> anyhow::Result<String> {
+        let Some(port) = self.mqtt_port else { return Ok(String::new()) };
+        let devices = self.dir.path().join("devices.json");
+        let hash = |id: &str| {
+            use sha2::Digest as _;
+            use std::fmt::Write as _;
+            let digest = sha2::Sha256::digest(format!("{id}-pw").as_bytes());
+            digest.iter().fold(String::new(), |mut s, b| {
+                let _ = write!(s, "{b:02x}");
+                s
+            })
+        };
+        let registry = serde_json::json!({ "site": "hq", "devices": [
+            { "id": "reader-1", "zone": "lobby", "kind": "reader", "password_sha256": hash("reader-1") },
+            { "id": "lock-1", "zone": "lobby", "kind": "lock", "password_sha256": hash("lock-1") },
+        ]});
+        std::fs::write(&devices, registry.to_string())?;
+        let site = self.dir.path().join("site.toml");
+        std::fs::write(
+            &site,
+            r#"schema = 1
+revision = 1
+issued_at = "2026-01-01T00:00:00Z"
+timezone = "Europe/Paris"
+max_offline_hours = 1000000
+[[schedules]]
+id = "always"
+windows = [{ start = "00:00", end = "24:00" }]
+[[groups]]
+id = "staff"
+doors = ["front"]
+schedule = "always"
+[[people]]
+id = "alice"
+groups = ["staff"]
+[[credentials]]
+id = "c-alice"
+person = "alice"
+badge = "A1"
+[[doors]]
+id = "front"
+zone = "lobby"
+reader = "reader-1"
+lock = "lock-1"
+"#,
+        )?;
+        Ok(format!(
+            "[mqtt]\nlisten = \"127.0.0.1:{port}\"\ndevices = {:?}\n\n[access]\nsite_document = {:?}\n",
+            devices.display().to_string(),
+            site.display().to_string()
+        ))
+    }
+
+    /// Creates a user of the site's tenant with `role` (via `vigil-cloud create-user`) and returns
+    /// an access token from a real login.
+    pub fn user_token(&self, email: &str, role: &str) -> anyhow::Result<String> {
+        let password = "correct horse battery staple 42";
+        let out = Command::new(workspace_bin("vigil-cloud"))
+            .args(["--database-url", &self.database_url, "create-user", "--tenant", "Acme", "--email", email])
+            .args(["--role", role])
+            .env("VIGIL_USER_PASSWORD", password)
+            .output()
+            .context("run vigil-cloud create-user")?;
+        if !out.status.success() {
+            bail!("create-user failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let body: Value = self
+            .http
+            .post(format!("{}/api/auth/login", self.cloud_url()))
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()?
+            .error_for_status()?
+            .json()?;
+        body["data"]["access_token"].as_str().map(str::to_owned).context("login answer lacks access_token")
+    }
+
+    /// Sends a JSON request to the cloud with a bearer token; returns the `data` of the envelope.
+    pub fn cloud_json(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut req = self.http.request(method, format!("{}{path}", self.cloud_url())).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let reply: Value = req.send()?.error_for_status()?.json()?;
+        Ok(reply["data"].clone())
     }
 
     /// Kills the edge abruptly (SIGKILL), as a crash or a power cut to the process would.

@@ -69,11 +69,13 @@ async fn status(
     let id = device_id(id)?;
     let device = state.store.device(caller.tenant_id, caller.scope(), id).await?.ok_or(ApiError::NotFound)?;
     let queued = state.store.queued_device_commands(caller.tenant_id, id).await?;
+    let recent = state.store.recent_device_commands(caller.tenant_id, id, 20).await?;
     Ok(ApiResponse(json!({
         "id": device.id,
         "status": device.status,
         "last_seen_at": device.last_seen_at,
         "queued_commands": queued,
+        "recent_commands": recent,
     })))
 }
 
@@ -139,6 +141,9 @@ struct CommandRequest {
     command: String,
     #[serde(default)]
     params: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Seconds the command stays valid (1..=86400, default 300): the edge never executes it later.
+    #[serde(default)]
+    expires_in_secs: Option<u32>,
 }
 
 #[utoipa::path(post, path = "/api/devices/{id}/command", tag = "devices", request_body = CommandRequest, params(("id" = Uuid, Path, description = "resource id")), security(("bearer" = [])), responses((status = 202, description = "queued for the site's edge (security)", body = Envelope<DeviceCommand>), (status = 400, description = "validation error naming the field", body = ErrorEnvelope),(status = 401, description = "missing or invalid credential", body = ErrorEnvelope),(status = 403, description = "role too low", body = ErrorEnvelope),(status = 404, description = "no such resource in the caller's tenant and sites", body = ErrorEnvelope)))]
@@ -157,9 +162,23 @@ async fn command(
     if params.to_string().len() > MAX_DOCUMENT_BYTES {
         return Err(ApiError::validation("params", format!("must be at most {MAX_DOCUMENT_BYTES} bytes")));
     }
+    let ttl = body.expires_in_secs.unwrap_or(300);
+    if !(1..=86_400).contains(&ttl) {
+        return Err(ApiError::validation("expires_in_secs", "must be 1..=86400"));
+    }
     let queued = state
         .store
-        .queue_device_command(caller.tenant_id, caller.scope(), id, &body.command, &params, caller.user_id)
+        .queue_device_command(
+            caller.tenant_id,
+            caller.scope(),
+            id,
+            &cloud_store::NewCommand {
+                command: &body.command,
+                params: &params,
+                requested_by: caller.user_id,
+                ttl_secs: ttl as i32,
+            },
+        )
         .await?
         .ok_or(ApiError::NotFound)?;
     tracing::info!(device = %id, command = %queued.command, by = %caller.user_id, "Device command queued.");

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cameras;
 pub mod detections;
 pub mod devices;
+pub mod edge;
 pub mod events;
 pub mod health;
 pub mod ingest;
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .merge(events::router())
         .merge(cameras::router())
         .merge(devices::router())
+        .merge(edge::router())
         .merge(sites::router())
         .merge(detections::router())
         .merge(streams::router())

@@ -17,6 +17,8 @@ use crate::common::{
 };
 
 const INGEST: &str = "POST /api/ingest/events";
+const EDGE_COMMANDS: &str = "GET /api/edge/commands";
+const EDGE_ACK: &str = "POST /api/edge/commands/{id}/ack";
 
 /// Operations a viewer may call although they are not GETs (their own session and password).
 const SELF_SERVICE: [&str; 5] = [
@@ -341,6 +343,34 @@ async fn another_tenant_walking_every_documented_operation_with_our_ids_gets_not
             covered.insert(op);
             continue;
         }
+        if op == EDGE_COMMANDS || op == EDGE_ACK {
+            // B's edge fetches only its own site's commands and cannot settle A's; user tokens are
+            // not edge credentials.
+            let fetched = send(&state, bare_request("GET", "/api/edge/commands", Some(&b.edge_token))).await;
+            assert_eq!(fetched.status, StatusCode::OK);
+            let text = fetched.json().to_string();
+            assert!(!fixture.secrets.iter().any(|s| text.contains(s.as_str())), "B's edge saw A's data: {text}");
+            for id in &fixture.secrets[..13] {
+                let ack = json!({ "status": "done" });
+                let path = format!("/api/edge/commands/{id}/ack");
+                let reply = send(&state, json_request("POST", &path, Some(&b.edge_token), &ack)).await;
+                assert!(
+                    matches!(reply.status, StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST),
+                    "{path}: {}",
+                    reply.status
+                );
+                for (role, token) in &tokens {
+                    let reply = send(&state, json_request("POST", &path, Some(token), &ack)).await;
+                    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "edge ack as {role}");
+                }
+            }
+            for (role, token) in &tokens {
+                let reply = send(&state, bare_request("GET", "/api/edge/commands", Some(token))).await;
+                assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "edge commands as {role}");
+            }
+            covered.insert(op);
+            continue;
+        }
         let Some((_, refs_in_body)) = body_for(&op, &fixture, 0) else {
             uncovered.push(op);
             continue;
@@ -466,6 +496,12 @@ async fn a_viewer_is_refused_every_write() {
         if op == INGEST {
             let reply = send(&state, ingest_request(Some(&viewer), Some(CBOR_CONTENT_TYPE), batch_bytes(&[]))).await;
             assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+            continue;
+        }
+        if op == EDGE_ACK {
+            let path = path.replace("{id}", &fixture.device);
+            let reply = send(&state, json_request("POST", &path, Some(&viewer), &json!({ "status": "done" }))).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "edge credentials only");
             continue;
         }
         let Some((body, _)) = body_for(&op, &fixture, 1000 + writes) else {

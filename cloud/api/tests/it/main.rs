@@ -3,6 +3,7 @@
 
 mod auth;
 mod common;
+mod edge_commands;
 mod events;
 mod health;
 mod ingest;
