@@ -99,6 +99,8 @@ impl Modify for BearerAuth {
         routes::devices::command,
         routes::edge::commands,
         routes::edge::ack,
+        routes::edge::heartbeat,
+        routes::edge::list_edges,
         routes::detections::recent,
         routes::detections::show,
         routes::streams::start,

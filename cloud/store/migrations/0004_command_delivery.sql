@@ -14,3 +14,9 @@ ALTER TABLE device_commands
         CHECK (status IN ('queued', 'delivered', 'done', 'failed', 'expired'));
 CREATE INDEX device_commands_site_pending_idx ON device_commands (site_id, created_at)
     WHERE status IN ('queued', 'delivered');
+
+-- Heartbeats: each edge reports its health (versions, cameras, spool depth per class, oldest unsent
+-- event, disk free) every minute; the latest one is kept with the edge.
+ALTER TABLE edges
+    ADD COLUMN last_heartbeat_at timestamptz,
+    ADD COLUMN health            jsonb;

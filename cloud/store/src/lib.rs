@@ -18,6 +18,7 @@
 //! the time partitioning (TimescaleDB when available, native daily partitions otherwise).
 
 mod devices;
+mod edges;
 mod error;
 mod events;
 mod keys;
@@ -37,6 +38,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions as _, Connection as _, PgPool};
 
 pub use devices::{COMMAND_OUTCOMES, DEVICE_KINDS, Device, DeviceCommand, EdgeCommand, NewCommand, NewDevice};
+pub use edges::EdgeStatus;
 pub use error::StoreError;
 pub use events::{EventCursor, EventQuery, Page, StoredEvent};
 pub use keys::SigningKeyRow;

@@ -203,6 +203,13 @@ struct RawCloud {
     retry_min_ms: u64,
     #[serde(default = "default_retry_max_ms")]
     retry_max_ms: u64,
+    /// Seconds between heartbeats (health reports) to the cloud.
+    #[serde(default = "default_heartbeat_secs")]
+    heartbeat_secs: u64,
+}
+
+fn default_heartbeat_secs() -> u64 {
+    60
 }
 
 fn default_timeout_secs() -> u64 {
@@ -430,6 +437,7 @@ pub struct CloudConfig {
     pub batch_max: usize,
     pub retry_min: Duration,
     pub retry_max: Duration,
+    pub heartbeat: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -509,6 +517,9 @@ impl Config {
         }
         if c.batch_max == 0 || c.batch_max > 5000 {
             p.push("cloud.batch_max: must be 1..=5000".into());
+        }
+        if !(1..=3600).contains(&c.heartbeat_secs) {
+            p.push("cloud.heartbeat_secs: must be 1..=3600".into());
         }
         if c.retry_min_ms == 0 || c.retry_min_ms > c.retry_max_ms {
             p.push("cloud.retry_min_ms: must be > 0 and <= retry_max_ms".into());
@@ -778,6 +789,7 @@ impl Config {
                 batch_max: c.batch_max,
                 retry_min: Duration::from_millis(c.retry_min_ms),
                 retry_max: Duration::from_millis(c.retry_max_ms),
+                heartbeat: Duration::from_secs(c.heartbeat_secs),
             },
             spool_path: raw.spool.path,
             spool_max_bytes: raw.spool.max_mb.saturating_mul(1 << 20),

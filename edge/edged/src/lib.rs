@@ -13,6 +13,7 @@ pub mod config;
 pub mod detect;
 pub mod devices;
 mod eviction;
+pub mod heartbeat;
 pub mod media;
 pub mod remote;
 pub mod rules;

@@ -221,6 +221,18 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
         tracing::info_span!("stage", stage = "uplink"),
     ));
 
+    let heartbeat = crate::heartbeat::Heartbeat {
+        uplink: uplink.clone(),
+        stats: stats.clone(),
+        spool: spool.clone(),
+        spool_dir: cfg.spool_path.clone(),
+        every: cfg.cloud.heartbeat,
+        started: Instant::now(),
+    };
+    tasks.spawn(tracing::Instrument::instrument(
+        heartbeat.run(cancel.child_token()),
+        tracing::info_span!("stage", stage = "heartbeat"),
+    ));
     tasks.spawn(stats.clone().sample_rates(std::time::Duration::from_secs(2), cancel.child_token()));
     tasks.spawn(stats.eviction.clone().run(spool.clone(), cfg.tenant, cfg.site, spooled.clone(), cancel.child_token()));
 

@@ -214,6 +214,20 @@ impl Spool {
         Ok(out)
     }
 
+    /// When the oldest waiting event happened (the head of each class; undecodable records are
+    /// skipped here and quarantined by the next [`Spool::peek`]). `None` when the spool is empty.
+    pub fn oldest(&self) -> Result<Option<vigil_proto::Timestamp>, SpoolError> {
+        let mut oldest: Option<vigil_proto::Timestamp> = None;
+        for class in Class::ALL {
+            if let Some((_, value)) = self.tree(class).first()?
+                && let Ok(event) = record::decode(&value)
+            {
+                oldest = Some(oldest.map_or(event.occurred_at, |o| o.min(event.occurred_at)));
+            }
+        }
+        Ok(oldest)
+    }
+
     /// Removes events the cloud has stored.
     pub fn ack(&self, keys: &[SpoolKey]) -> Result<(), SpoolError> {
         let mut usage = self.usage();

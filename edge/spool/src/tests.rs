@@ -242,3 +242,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn oldest_is_the_earliest_head_across_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    assert_eq!(spool.oldest().unwrap(), None);
+    spool.append(&[event(30, EventKind::SensorReading), event(20, EventKind::AccessGranted)]).unwrap();
+    spool.append(&[event(10, EventKind::SensorReading)]).unwrap();
+    // Heads: access 20, telemetry 30 (appended first); the telemetry record at 10 is behind it.
+    let oldest = spool.oldest().unwrap().unwrap();
+    assert_eq!(oldest, event(20, EventKind::AccessGranted).occurred_at);
+}

@@ -172,6 +172,20 @@ impl Uplink {
         Self::ok_body(response).await.map(drop)
     }
 
+    /// Reports the edge's health (`POST /api/edge/heartbeat`).
+    pub async fn heartbeat(&self, health: &serde_json::Value) -> Result<(), UplinkError> {
+        let response = self
+            .client
+            .post(format!("{}/api/edge/heartbeat", self.base))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(health.to_string())
+            .send()
+            .await
+            .map_err(|e| UplinkError::Unavailable(error_chain(&e)))?;
+        Self::ok_body(response).await.map(drop)
+    }
+
     async fn ok_body(response: reqwest::Response) -> Result<Vec<u8>, UplinkError> {
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(|e| UplinkError::Unavailable(error_chain(&e)))?;

@@ -45,6 +45,7 @@ pub struct Site {
     analytics: Option<String>,
     /// The edge's MQTT device port, when the site has doors.
     pub mqtt_port: Option<u16>,
+    heartbeat_secs: u64,
     http: reqwest::blocking::Client,
 }
 
@@ -65,11 +66,13 @@ pub struct SiteOptions {
     /// Give the edge doors: an MQTT device port (`Site::mqtt_port`), a device registry with
     /// `reader-1` and `lock-1` (password `<id>-pw`) and a site document with door `front`.
     pub doors: bool,
+    /// Seconds between the edge's heartbeats.
+    pub heartbeat_secs: u64,
 }
 
 impl Default for SiteOptions {
     fn default() -> Self {
-        SiteOptions { analyze_fps: 4.0, tls: false, wan_proxy: false, analytics: None, doors: false }
+        SiteOptions { analyze_fps: 4.0, tls: false, wan_proxy: false, analytics: None, doors: false, heartbeat_secs: 2 }
     }
 }
 
@@ -160,6 +163,7 @@ impl Site {
             analyze_fps: opts.analyze_fps,
             analytics: opts.analytics.clone(),
             mqtt_port: opts.doors.then(free_port),
+            heartbeat_secs: opts.heartbeat_secs,
             http,
         };
         site.ids = site.provision()?;
@@ -278,6 +282,7 @@ url = "{cloud}"
 {ca}timeout_secs = 5
 retry_min_ms = 200
 retry_max_ms = 2000
+heartbeat_secs = {heartbeat}
 
 [spool]
 path = "{spool}"
@@ -302,6 +307,7 @@ analyze_fps = {analyze_fps}
 {doors}
 "#,
                 doors = self.doors_config()?,
+                heartbeat = self.heartbeat_secs,
                 events = if self.analytics.is_some() { "tracks" } else { "frames" },
                 analytics = self.analytics.as_deref().unwrap_or("[cameras.motion]\nenabled = false"),
                 tenant = self.ids.tenant_id,

@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ pub struct WanProxy {
     cut: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
     stop: Arc<AtomicBool>,
+    bytes: Arc<AtomicU64>,
 }
 
 impl WanProxy {
@@ -27,7 +28,8 @@ impl WanProxy {
         let cut = Arc::new(AtomicBool::new(false));
         let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (c, o, s) = (cut.clone(), open.clone(), stop.clone());
+        let bytes = Arc::new(AtomicU64::new(0));
+        let (c, o, s, b) = (cut.clone(), open.clone(), stop.clone(), bytes.clone());
         std::thread::spawn(move || {
             while !s.load(SeqCst) {
                 match listener.accept() {
@@ -46,14 +48,19 @@ impl WanProxy {
                             }
                         }
                         drop(conns);
-                        pump(client.try_clone(), server.try_clone(), c.clone());
-                        pump(Ok(server), Ok(client), c.clone());
+                        pump(client.try_clone(), server.try_clone(), c.clone(), b.clone());
+                        pump(Ok(server), Ok(client), c.clone(), b.clone());
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        Ok(WanProxy { port, cut, open, stop })
+        Ok(WanProxy { port, cut, open, stop, bytes })
+    }
+
+    /// Bytes carried so far, both directions (what the site's WAN link would bill).
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(SeqCst)
     }
 
     /// Cuts the link: every open connection freezes, new ones hang.
@@ -79,7 +86,7 @@ impl Drop for WanProxy {
     }
 }
 
-fn pump(from: std::io::Result<TcpStream>, to: std::io::Result<TcpStream>, cut: Arc<AtomicBool>) {
+fn pump(from: std::io::Result<TcpStream>, to: std::io::Result<TcpStream>, cut: Arc<AtomicBool>, bytes: Arc<AtomicU64>) {
     let (Ok(mut from), Ok(mut to)) = (from, to) else { return };
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
@@ -95,6 +102,7 @@ fn pump(from: std::io::Result<TcpStream>, to: std::io::Result<TcpStream>, cut: A
             if to.write_all(&buf[..n]).is_err() {
                 break;
             }
+            bytes.fetch_add(n as u64, SeqCst);
         }
         let _ = to.shutdown(Shutdown::Write);
     });

@@ -2,6 +2,7 @@
 //! asks the cloud API to unlock the front door's lock; the edge (long-polling over its outbound
 //! connection) unlocks it through the access engine, the real lock on the edge's MQTT broker carries
 //! it out, and the cloud records the outcome. A viewer may not, and the decision is journalled.
+//! The edge's heartbeats show its health to operators.
 
 use std::time::Duration;
 
@@ -57,6 +58,19 @@ fn a_remote_unlock_travels_cloud_edge_lock_and_is_acknowledged() {
     assert_eq!(recent["id"], queued["id"]);
     assert!(recent["result"].as_str().unwrap().contains("front"), "{recent}");
     assert_eq!(status["queued_commands"], serde_json::json!([]));
+
+    // The edge's heartbeat: its health, as the cloud keeps it for operators.
+    let mut edges = serde_json::Value::Null;
+    site.wait_for("a heartbeat with the camera up", Duration::from_secs(30), |s| {
+        edges = s.cloud_json("GET", "/api/edges", &viewer, None)?;
+        Ok(edges[0]["health"]["cameras_up"] == 1)
+    })
+    .unwrap();
+    let health = &edges[0]["health"];
+    assert_eq!(health["cameras"][0]["id"], "cam-1");
+    assert!(health["spool"]["depth_by_class"]["alarm"].is_u64(), "{health}");
+    assert!(health["disk_free_bytes"].as_u64().unwrap() > 0, "{health}");
+    assert!(health["uptime_secs"].is_u64());
 
     // Journalled at the edge and uploaded: an access.granted with reason granted_remote.
     site.wait_for("the remote grant in the cloud", Duration::from_secs(30), |s| {

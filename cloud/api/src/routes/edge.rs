@@ -8,12 +8,12 @@ use axum::Router;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
-use cloud_store::{COMMAND_OUTCOMES, EdgeCommand};
+use cloud_store::{COMMAND_OUTCOMES, EdgeCommand, EdgeStatus};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::extract::{EdgeAuth, JsonBody};
+use crate::extract::{AuthUser, EdgeAuth, JsonBody};
 use crate::openapi::{Envelope, ErrorEnvelope};
 use crate::response::ApiResponse;
 use crate::state::AppState;
@@ -23,7 +23,36 @@ pub const MAX_WAIT_SECS: u64 = 30;
 const BATCH: i64 = 50;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/edge/commands", get(commands)).route("/api/edge/commands/{id}/ack", post(ack))
+    Router::new()
+        .route("/api/edge/commands", get(commands))
+        .route("/api/edge/commands/{id}/ack", post(ack))
+        .route("/api/edge/heartbeat", post(heartbeat))
+        .route("/api/edges", get(list_edges))
+}
+
+/// Largest health document an edge may send.
+const MAX_HEALTH_BYTES: usize = 16 * 1024;
+
+#[utoipa::path(post, path = "/api/edge/heartbeat", tag = "edge", request_body(content = Object, description = "the edge's health: version, uptime, cameras, spool depth per class, oldest unsent event, disk free"), security(("bearer" = [])), responses((status = 200, description = "recorded", body = Envelope<serde_json::Value>), (status = 400, description = "validation error naming the field", body = ErrorEnvelope), (status = 401, description = "missing or invalid edge token", body = ErrorEnvelope)))]
+async fn heartbeat(
+    State(state): State<AppState>,
+    EdgeAuth(edge): EdgeAuth,
+    JsonBody(health): JsonBody<serde_json::Value>,
+) -> Result<ApiResponse<serde_json::Value>, ApiError> {
+    if !health.is_object() {
+        return Err(ApiError::validation("health", "must be a JSON object"));
+    }
+    let text = health.to_string();
+    if text.len() > MAX_HEALTH_BYTES || text.contains("\\u0000") {
+        return Err(ApiError::validation("health", format!("at most {MAX_HEALTH_BYTES} bytes, no NUL")));
+    }
+    state.store.record_heartbeat(&edge, &health).await?;
+    Ok(ApiResponse(serde_json::json!({ "edge_id": edge.edge_id })))
+}
+
+#[utoipa::path(get, path = "/api/edges", tag = "edge", security(("bearer" = [])), responses((status = 200, description = "the caller's edges with their latest heartbeat", body = Envelope<Vec<EdgeStatus>>), (status = 401, description = "missing or invalid credential", body = ErrorEnvelope)))]
+async fn list_edges(State(state): State<AppState>, caller: AuthUser) -> Result<ApiResponse<Vec<EdgeStatus>>, ApiError> {
+    Ok(ApiResponse(state.store.list_edges(caller.tenant_id, caller.scope()).await?))
 }
 
 #[derive(Debug, Deserialize)]

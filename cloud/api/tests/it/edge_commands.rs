@@ -104,3 +104,37 @@ async fn the_site_edge_fetches_executes_once_and_acknowledges_commands() {
     let reply = send(&state, bare_request("GET", "/api/edge/commands?wait=31", Some(&a.edge_token))).await;
     assert_eq!(reply.error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR")["details"]["field"], "wait");
 }
+
+#[tokio::test]
+async fn heartbeats_are_kept_per_edge_and_listed_in_the_tenant_only() {
+    let state = fresh_state().await;
+    let a = provision(&state, "acme").await;
+    let b = provision(&state, "globex").await;
+    let viewer_a = token_for(&state, a.tenant_id, "viewer@acme.test", Role::Viewer).await;
+    let admin_b = token_for(&state, b.tenant_id, "admin@globex.test", Role::Admin).await;
+
+    let edges = data(&send(&state, bare_request("GET", "/api/edges", Some(&viewer_a))).await);
+    assert_eq!(edges.as_array().unwrap().len(), 1);
+    assert!(edges[0]["last_heartbeat_at"].is_null());
+
+    let health =
+        json!({ "version": "0.1.0", "cameras": [{ "id": "cam-1", "state": "streaming" }], "spool": { "depth": 3 } });
+    let reply = send(&state, json_request("POST", "/api/edge/heartbeat", Some(&a.edge_token), &health)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let edges = data(&send(&state, bare_request("GET", "/api/edges", Some(&viewer_a))).await);
+    assert_eq!(edges[0]["health"], health);
+    assert_eq!(edges[0]["id"], a.edge_id.to_string());
+    assert!(edges[0]["last_heartbeat_at"].is_string());
+
+    // Another tenant sees its own edge only, without A's health.
+    let theirs = data(&send(&state, bare_request("GET", "/api/edges", Some(&admin_b))).await);
+    assert_eq!(theirs.as_array().unwrap().len(), 1);
+    assert_eq!(theirs[0]["id"], b.edge_id.to_string());
+    assert!(theirs[0]["health"].is_null());
+
+    // Not an object, or a user token: refused.
+    let reply = send(&state, json_request("POST", "/api/edge/heartbeat", Some(&a.edge_token), &json!([1, 2]))).await;
+    assert_eq!(reply.error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR")["details"]["field"], "health");
+    let reply = send(&state, json_request("POST", "/api/edge/heartbeat", Some(&viewer_a), &health)).await;
+    reply.error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+}

@@ -19,6 +19,7 @@ use crate::common::{
 const INGEST: &str = "POST /api/ingest/events";
 const EDGE_COMMANDS: &str = "GET /api/edge/commands";
 const EDGE_ACK: &str = "POST /api/edge/commands/{id}/ack";
+const EDGE_HEARTBEAT: &str = "POST /api/edge/heartbeat";
 
 /// Operations a viewer may call although they are not GETs (their own session and password).
 const SELF_SERVICE: [&str; 5] = [
@@ -112,6 +113,7 @@ fn body_for(op: &str, r: &Fixture, n: usize) -> Option<(Option<Value>, bool)> {
         | "GET /api/devices"
         | "GET /api/devices/{id}"
         | "GET /api/devices/{id}/status"
+        | "GET /api/edges"
         | "GET /api/events"
         | "GET /api/people"
         | "DELETE /api/people/{id}"
@@ -343,6 +345,20 @@ async fn another_tenant_walking_every_documented_operation_with_our_ids_gets_not
             covered.insert(op);
             continue;
         }
+        if op == EDGE_HEARTBEAT {
+            // B's edge reports for itself only; user tokens are not edge credentials.
+            let health = json!({ "version": "b" });
+            let reply = send(&state, json_request("POST", "/api/edge/heartbeat", Some(&b.edge_token), &health)).await;
+            assert_eq!(reply.status, StatusCode::OK);
+            for (role, token) in &tokens {
+                let reply = send(&state, json_request("POST", "/api/edge/heartbeat", Some(token), &health)).await;
+                assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "heartbeat as {role}");
+            }
+            let edges_a = state.store.list_edges(a.tenant_id, None).await.unwrap();
+            assert!(edges_a.iter().all(|e| e.health.is_none()), "B's heartbeat landed on A's edge");
+            covered.insert(op);
+            continue;
+        }
         if op == EDGE_COMMANDS || op == EDGE_ACK {
             // B's edge fetches only its own site's commands and cannot settle A's; user tokens are
             // not edge credentials.
@@ -496,6 +512,11 @@ async fn a_viewer_is_refused_every_write() {
         if op == INGEST {
             let reply = send(&state, ingest_request(Some(&viewer), Some(CBOR_CONTENT_TYPE), batch_bytes(&[]))).await;
             assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+            continue;
+        }
+        if op == EDGE_HEARTBEAT {
+            let reply = send(&state, json_request("POST", &path, Some(&viewer), &json!({ "version": "x" }))).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "edge credentials only");
             continue;
         }
         if op == EDGE_ACK {

@@ -1,0 +1,77 @@
+//! Heartbeats: every `cloud.heartbeat_secs` the edge tells the cloud how it is — versions, uptime,
+//! cameras, spool depth per class and the age of the oldest unsent event, free disk — so an
+//! operator sees a sick site before it matters. A failed heartbeat is only logged: the next one
+//! carries fresh numbers anyway.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use edge_spool::{Class, Spool};
+use edge_uplink::Uplink;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use vigil_proto::Timestamp;
+
+use crate::stats::EdgeStats;
+
+/// The health document (also what `/status` summarises).
+pub fn health(stats: &EdgeStats, spool: &Spool, spool_dir: &std::path::Path, started: Instant) -> Value {
+    let now = Timestamp::from(chrono::Utc::now());
+    let oldest_age = spool.oldest().ok().flatten().map(|t| (now.as_micros() - t.as_micros()).max(0) / 1_000_000);
+    let cameras: Vec<Value> = stats
+        .cameras
+        .iter()
+        .enumerate()
+        .map(|(i, (id, c))| {
+            let s = c.snapshot();
+            json!({ "id": id, "state": s.state.as_str(), "fps_in": stats.fps(i).0, "reconnects": s.reconnects, "last_error": s.last_error })
+        })
+        .collect();
+    let up = cameras.iter().filter(|c| c["state"] == "streaming").count();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "schema": vigil_proto::SCHEMA_VERSION,
+        "uptime_secs": started.elapsed().as_secs(),
+        "cameras_up": up,
+        "cameras": cameras,
+        "spool": {
+            "depth": spool.len(),
+            "bytes": spool.bytes(),
+            "depth_by_class": Class::ALL.into_iter().map(|c| (c.as_str().to_owned(), json!(spool.depth().get(c)))).collect::<serde_json::Map<_, _>>(),
+            "quarantined": spool.quarantined(),
+            "oldest_unsent_age_secs": oldest_age,
+            "evicted": stats.eviction.total.load(Relaxed),
+        },
+        "disk_free_bytes": edge_video::record::statvfs_free_space(spool_dir).ok(),
+        "events_lost": stats.detect.events_lost.load(Relaxed),
+    })
+}
+
+#[derive(Debug)]
+pub struct Heartbeat {
+    pub uplink: Uplink,
+    pub stats: Arc<EdgeStats>,
+    pub spool: Spool,
+    pub spool_dir: PathBuf,
+    pub every: Duration,
+    pub started: Instant,
+}
+
+impl Heartbeat {
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let doc = health(&self.stats, &self.spool, &self.spool_dir, self.started);
+            if let Err(error) = self.uplink.heartbeat(&doc).await {
+                tracing::debug!(%error, "Heartbeat not delivered.");
+            }
+        }
+    }
+}
