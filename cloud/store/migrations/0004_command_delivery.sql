@@ -20,3 +20,12 @@ CREATE INDEX device_commands_site_pending_idx ON device_commands (site_id, creat
 ALTER TABLE edges
     ADD COLUMN last_heartbeat_at timestamptz,
     ADD COLUMN health            jsonb;
+
+-- Stream start/stop requests are delivered to the site's edge the same way (no expiry: the latest
+-- request is the wanted state of the camera's analysis).
+ALTER TABLE stream_commands
+    ADD COLUMN delivered_at timestamptz,
+    ADD COLUMN acked_at     timestamptz,
+    ADD COLUMN result       text,
+    ADD CONSTRAINT stream_commands_status_check
+        CHECK (status IN ('queued', 'delivered', 'done', 'failed', 'expired'));

@@ -213,8 +213,25 @@ impl Store {
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
+        // Camera analysis start/stop: kind `camera`, command `stream_start` / `stream_stop`.
+        let streams: Vec<EdgeCommand> = sqlx::query_as(
+            "WITH picked AS ( \
+                 SELECT id FROM stream_commands WHERE tenant_id = $1 AND site_id = $2 \
+                 AND (status = 'queued' OR (status = 'delivered' AND delivered_at < now() - interval '30 seconds')) \
+                 ORDER BY created_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             UPDATE stream_commands s SET status = 'delivered', delivered_at = now() \
+             FROM picked, cameras c WHERE s.id = picked.id AND c.id = s.camera_id AND c.tenant_id = s.tenant_id \
+             RETURNING s.id, c.name AS device, 'camera' AS kind, 'stream_' || s.action AS command, \
+             '{}'::jsonb AS params, s.created_at, s.created_at + interval '1 day' AS expires_at",
+        )
+        .bind(edge.tenant_id.as_uuid())
+        .bind(edge.site_id)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         let mut rows: Vec<EdgeCommand> = rows;
+        rows.extend(streams);
         rows.sort_by_key(|c| (c.created_at, c.id));
         Ok(rows)
     }
@@ -241,6 +258,22 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        let done = if done == 1 {
+            1
+        } else {
+            sqlx::query(
+                "UPDATE stream_commands SET status = $4, acked_at = now(), result = $5 \
+                 WHERE tenant_id = $1 AND site_id = $2 AND id = $3 AND status IN ('queued', 'delivered')",
+            )
+            .bind(edge.tenant_id.as_uuid())
+            .bind(edge.site_id)
+            .bind(id)
+            .bind(outcome)
+            .bind(result)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        };
         tx.commit().await?;
         Ok(done == 1)
     }

@@ -42,6 +42,8 @@ pub struct CameraJob {
 
 struct Slot {
     camera: Arc<str>,
+    /// Analysis stopped by an operator (`stream_stop`): frames are dropped at the door.
+    paused: bool,
     pending: Option<Frame>,
     /// `None` while a worker has it checked out.
     job: Option<CameraJob>,
@@ -68,6 +70,7 @@ impl FrameSlots {
             .into_iter()
             .map(|(job, stats)| Slot {
                 camera: job.analyzer.config().camera.clone(),
+                paused: false,
                 pending: None,
                 job: Some(job),
                 stats,
@@ -85,11 +88,26 @@ impl FrameSlots {
     pub fn offer(&self, frame: Frame) {
         let mut st = self.lock();
         let Some(slot) = st.slots.iter_mut().find(|s| s.camera == frame.camera) else { return };
+        if slot.paused {
+            return;
+        }
         if slot.pending.replace(frame).is_some() {
             slot.stats.lock().unwrap_or_else(|p| p.into_inner()).dropped_oldest += 1;
         }
         drop(st);
         self.ready.notify_one();
+    }
+
+    /// Starts or stops analysing one camera (its stream keeps running); `false` for an unknown camera.
+    pub fn set_analysis(&self, camera: &str, on: bool) -> bool {
+        let mut st = self.lock();
+        let Some(slot) = st.slots.iter_mut().find(|s| &*s.camera == camera) else { return false };
+        slot.paused = !on;
+        if !on {
+            slot.pending = None;
+        }
+        slot.stats.lock().unwrap_or_else(|p| p.into_inner()).paused = !on;
+        true
     }
 
     /// A relay ended (its camera stopped for good).

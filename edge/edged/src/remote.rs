@@ -20,6 +20,11 @@ use crate::devices::{Control, ControlReply};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
     Run(Control),
+    /// Start or stop analysing a camera.
+    Stream {
+        camera: String,
+        on: bool,
+    },
     Refuse(String),
 }
 
@@ -29,6 +34,13 @@ pub type DoorLocks = Vec<(String, String)>;
 /// Pure mapping from a cloud command to a control order (table-tested).
 pub fn plan(cmd: &RemoteCommand, doors: &DoorLocks) -> Plan {
     let by = format!("operator:{}", cmd.id);
+    if cmd.kind == "camera" {
+        return match cmd.command.as_str() {
+            "stream_start" => Plan::Stream { camera: cmd.device.clone(), on: true },
+            "stream_stop" => Plan::Stream { camera: cmd.device.clone(), on: false },
+            other => Plan::Refuse(format!("unknown camera command {other}")),
+        };
+    }
     let door = match cmd.kind.as_str() {
         "door" => doors.iter().find(|(d, _)| *d == cmd.device),
         _ => doors.iter().find(|(_, l)| *l == cmd.device),
@@ -56,6 +68,8 @@ pub struct RemoteStage {
     pub control: Option<mpsc::Sender<(Control, ControlReply)>>,
     pub doors: DoorLocks,
     pub backoff: Backoff,
+    /// The cameras' analysis slots, for stream start/stop.
+    pub slots: Option<std::sync::Arc<crate::detect::FrameSlots>>,
 }
 
 /// Ids already run (and their outcome), so a re-delivered command is acknowledged, not re-run.
@@ -125,6 +139,16 @@ impl RemoteStage {
         let order = match plan(cmd, &self.doors) {
             Plan::Run(order) => order,
             Plan::Refuse(why) => return ("failed".into(), why),
+            Plan::Stream { camera, on } => {
+                let known = self.slots.as_ref().is_some_and(|s| s.set_analysis(&camera, on));
+                let verb = if on { "started" } else { "stopped" };
+                tracing::info!(id = %cmd.id, %camera, on, known, "Remote stream command.");
+                return if known {
+                    ("done".into(), format!("analysis of {camera} {verb}"))
+                } else {
+                    ("failed".into(), format!("no camera {camera} at this edge"))
+                };
+            }
         };
         let Some(tx) = &self.control else {
             return ("failed".into(), "this edge has no doors or devices ([mqtt])".into());
@@ -190,6 +214,8 @@ mod tests {
                 Plan::Refuse("temp-1 is not a door or a door's lock at this site".into()),
             ),
             (cmd("front", "door", "self_destruct"), Plan::Refuse("unknown command self_destruct".into())),
+            (cmd("cam-1", "camera", "stream_stop"), Plan::Stream { camera: "cam-1".into(), on: false }),
+            (cmd("cam-1", "camera", "stream_start"), Plan::Stream { camera: "cam-1".into(), on: true }),
         ];
         for (c, want) in table {
             assert_eq!(plan(&c, &doors), want, "{} {}", c.device, c.command);

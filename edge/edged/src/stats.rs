@@ -89,6 +89,8 @@ pub struct AnalysisSnapshot {
     pub live_objects: u64,
     /// `(line, in, out)` people-counting totals since start.
     pub lines: Vec<(String, u64, u64)>,
+    /// Analysis stopped by an operator (`POST /api/streams/stop`).
+    pub paused: bool,
 }
 
 #[derive(Debug, Default)]

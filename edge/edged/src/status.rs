@@ -72,6 +72,7 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
                     "dropped_oldest": a.dropped_oldest,
                     "motion_episodes": a.motion_episodes,
                     "live_objects": a.live_objects,
+                    "paused": a.paused,
                     "lines": lines,
                 })),
                 "fps_in": s.stats.fps(i).0,

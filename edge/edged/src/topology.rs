@@ -194,6 +194,7 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
         tasks.spawn(crate::detect::relay(frames_rx, slots.clone()));
     }
 
+    let slots_for_remote = slots.clone();
     let stage = DetectStage {
         detectors,
         shared: crate::detect::Shared {
@@ -245,6 +246,7 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
         control: control.clone(),
         doors: devices.as_ref().map(DevicesBuilt::door_locks).unwrap_or_default(),
         backoff: Backoff::new(cfg.cloud.retry_min, cfg.cloud.retry_max),
+        slots: Some(slots_for_remote),
     };
     tasks.spawn(tracing::Instrument::instrument(
         remote.run(cancel.child_token()),

@@ -73,8 +73,29 @@ impl std::fmt::Debug for EdgeLink {
 }
 
 /// Starts rumqttd on `127.0.0.1:<free port>`, links the edge in process, and waits until the
-/// listener accepts connections.
+/// listener accepts connections, and accepts the front's login.
+///
+/// The port is picked by binding port 0 and releasing it, since rumqttd binds itself; until it does,
+/// anything else may take that port (another broker picking the same one, an outgoing connection's
+/// local port). rumqttd then fails to bind and its thread ends, or the readiness check reaches the
+/// other listener, which refuses our login: either way this broker is abandoned (its router ends
+/// with its last link) and another is started on another port.
 pub async fn start(max_payload: usize) -> Result<(InternalBroker, EdgeLink), BrokerError> {
+    let mut last = None;
+    for _ in 0..3 {
+        match start_once(max_payload).await {
+            Ok(started) => return Ok(started),
+            Err(error @ BrokerError::NotListening(_)) => {
+                tracing::warn!(%error, "Embedded broker did not come up; trying another port.");
+                last = Some(error);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Err(last.unwrap_or(BrokerError::NotListening(SocketAddr::from(([127, 0, 0, 1], 0)))))
+}
+
+async fn start_once(max_payload: usize) -> Result<(InternalBroker, EdgeLink), BrokerError> {
     let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(BrokerError::Port)?;
     let front_login = Login::random("vigil-front");
     let edge_login = Login::random("vigil-edge");
@@ -110,7 +131,7 @@ pub async fn start(max_payload: usize) -> Result<(InternalBroker, EdgeLink), Bro
     };
     let mut broker = rumqttd::Broker::new(config);
     let (tx, rx) = broker.link("vigil-edge").map_err(|e| BrokerError::Link(e.to_string()))?;
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("mqtt-broker".into())
         .spawn(move || {
             if let Err(error) = broker.start() {
@@ -119,10 +140,43 @@ pub async fn start(max_payload: usize) -> Result<(InternalBroker, EdgeLink), Bro
         })
         .map_err(BrokerError::Thread)?;
     for _ in 0..200 {
+        if thread.is_finished() {
+            // rumqttd returns only when its listener failed (it logs why; mostly: the port was taken)
+            break;
+        }
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok((InternalBroker { addr, front_login }, EdgeLink { tx, rx }));
+            if accepts(addr, &front_login).await {
+                return Ok((InternalBroker { addr, front_login }, EdgeLink { tx, rx }));
+            }
+            break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     Err(BrokerError::NotListening(addr))
+}
+
+/// Whether the broker on `addr` is ours: it accepts `login` with a session that then ends the way
+/// the front ends sessions (DISCONNECT, then the broker closes first).
+async fn accepts(addr: SocketAddr, login: &Login) -> bool {
+    use rumqttc::mqttbytes::v4::{Connect, Login as MqttLogin, Packet};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let check = async {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let mut connect = Connect::new(format!("{}-check", login.username));
+        connect.keep_alive = 10;
+        connect.login = Some(MqttLogin::new(login.username.clone(), login.password()));
+        let mut out = bytes::BytesMut::new();
+        Packet::Connect(connect).write(&mut out, usize::MAX).ok()?;
+        Packet::Disconnect.write(&mut out, usize::MAX).ok()?;
+        tcp.write_all(&out).await.ok()?;
+        let mut connack = [0u8; 4];
+        tcp.read_exact(&mut connack).await.ok()?;
+        if connack != [0x20, 0x02, 0x00, 0x00] {
+            return Some(false);
+        }
+        let mut rest = [0u8; 64];
+        while tcp.read(&mut rest).await.ok()? > 0 {}
+        Some(true)
+    };
+    tokio::time::timeout(Duration::from_secs(5), check).await.ok().flatten().unwrap_or(false)
 }

@@ -15,7 +15,11 @@
 //!   acknowledged by the front so the device does not resend it forever; QoS 2 closes.
 //! - SUBSCRIBE to anything but the device's own command topic: answered by the front with a SUBACK
 //!   of failure codes (0x80) and never reaches the broker.
+//! - Sessions: every broker session ends with a DISCONNECT and the broker closing first; a device
+//!   has one broker session at a time (a new connection supersedes the previous one, without its
+//!   last will, and waits for its teardown: see [`Sessions`]).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -36,6 +40,39 @@ use crate::broker::Login;
 use crate::payload;
 use crate::registry::{Device, DeviceRegistry};
 use crate::topics;
+
+/// The broker sessions of each device, one at a time.
+///
+/// rumqttd 0.20 must never see two sessions of one client id overlap, nor a session's CONNECT before
+/// the previous one is torn down: its takeover and its connection ids (slab slots, reused at once)
+/// race with the old link's teardown, which then ends whichever session holds the slot now. So a
+/// new connection of a device first supersedes the one before it (which ends without its last will:
+/// the device is evidently alive) and waits, bounded, until that one has published its will if it
+/// had to, ended its broker session and seen the broker close it.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    devices: std::sync::Mutex<HashMap<String, DeviceSessions>>,
+}
+
+#[derive(Debug, Default)]
+struct DeviceSessions {
+    /// Held by the live session until its broker session is closed.
+    turn: Arc<tokio::sync::Mutex<()>>,
+    /// Cancelled when a newer connection of the device arrives.
+    latest: CancellationToken,
+}
+
+impl Sessions {
+    /// Registers a new connection of `device`: supersedes every earlier one (live or still waiting)
+    /// and returns its turn lock and its own "superseded" token.
+    fn enter(&self, device: &str) -> (Arc<tokio::sync::Mutex<()>>, CancellationToken) {
+        let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = devices.entry(device.to_owned()).or_default();
+        let superseded = CancellationToken::new();
+        std::mem::replace(&mut entry.latest, superseded.clone()).cancel();
+        (entry.turn.clone(), superseded)
+    }
+}
 
 /// Counters shown on the edge status endpoint.
 #[derive(Debug, Default)]
@@ -77,9 +114,15 @@ pub struct Front {
     /// Largest JSON payload accepted on a device topic.
     pub max_payload: usize,
     pub stats: Arc<FrontStats>,
+    /// The broker session of each device, one at a time.
+    pub sessions: Sessions,
 }
 
 const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+/// How long an ended session waits for the broker to close it after its DISCONNECT.
+const BROKER_CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How long a new connection of a device waits for its previous session's teardown.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
 
 impl Front {
     /// Accepts device connections until `cancel` fires.
@@ -148,6 +191,27 @@ impl Front {
             return Ok(());
         }
         let Some(device) = device else { return Ok(()) };
+        // One broker session per device at a time: this connection supersedes the device's previous
+        // one, whose teardown (will, DISCONNECT, broker close) completes before this CONNECT is sent.
+        let (turn, superseded) = self.sessions.enter(&device.id);
+        let turn = tokio::select! {
+            biased;
+            _ = superseded.cancelled() => {
+                tracing::info!(%peer, device = %device.id, "Device connection superseded before its session began.");
+                return Ok(());
+            }
+            t = tokio::time::timeout(TAKEOVER_WAIT, turn.lock_owned()) => match t {
+                Ok(t) => t,
+                Err(_) => {
+                    tracing::error!(%peer, device = %device.id, "The device's previous session did not end in time; device refused.");
+                    let mut out = BytesMut::new();
+                    let _ = Packet::ConnAck(ConnAck::new(ConnectReturnCode::ServiceUnavailable, false))
+                        .write(&mut out, usize::MAX);
+                    cw.write_all(&out).await?;
+                    return Ok(());
+                }
+            },
+        };
         connect.login = Some(MqttLogin::new(self.login.username.clone(), self.login.password()));
         // The front publishes the last will itself when the device goes away without DISCONNECT:
         // rumqttd 0.20 fires wills even after a clean DISCONNECT when the socket closes right after.
@@ -177,14 +241,24 @@ impl Front {
 
         self.stats.sessions_active.fetch_add(1, Relaxed);
         let (inject_tx, inject_rx) = mpsc::channel::<Bytes>(64);
-        let mut down = tokio::spawn(downstream(ur, cw, inject_rx, self.max_packet.max(1 << 20)));
+        let ended = CancellationToken::new();
+        let mut down = tokio::spawn(downstream(ur, cw, inject_rx, ended.clone(), self.max_packet.max(1 << 20)));
         let idle = (keepalive > 0).then(|| Duration::from_millis(u64::from(keepalive) * 1500));
-        let result = self.upstream_loop((&device, &site), &mut cr, &mut uw, buf, inject_tx, idle).await;
-        // rumqttd 0.20 drops packets still in its read batch when the socket closes under them, so
-        // the front ends every session with a DISCONNECT (after the will, if the device vanished)
-        // and waits for the broker to close first.
+        let result = self.upstream_loop((&device, &site), &mut cr, &mut uw, buf, inject_tx, idle, &superseded).await;
+        // Nothing more is relayed to the device; the broker side is drained until it closes.
+        ended.cancel();
+        let ending = match &result {
+            Ok(ending) => *ending,
+            Err(_) => Ending::Closed,
+        };
+        // The broker session ends with a DISCONNECT (after the will, if the device vanished), and the
+        // front waits for rumqttd to close it first. Its link then ends on the router's side; closed
+        // under it, the link would report "disconnected" for its connection id after the router had
+        // already freed that id for the DISCONNECT and possibly given it to a new session, which the
+        // router would then end (any device's: ids are slab slots, reused at once). rumqttd 0.20 also
+        // drops packets still in its read batch when the socket closes under them.
         let mut last = BytesMut::new();
-        if !matches!(result, Ok(Ending::Disconnect))
+        if ending == Ending::Closed
             && let Some(w) = will
         {
             tracing::info!(device = %device.id, topic = %w.topic, "Device gone without DISCONNECT; publishing its last will.");
@@ -198,19 +272,34 @@ impl Front {
             };
             let _ = Packet::Publish(publish).write(&mut last, usize::MAX);
         }
-        if !matches!(result, Ok(Ending::Disconnect)) {
+        if ending != Ending::Disconnect {
             let _ = Packet::Disconnect.write(&mut last, usize::MAX);
         }
-        if uw.write_all(&last).await.is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), &mut down).await;
+        let closed = tokio::time::timeout(BROKER_CLOSE_WAIT, async {
+            if uw.write_all(&last).await.is_err() {
+                return false; // the broker side is gone already
+            }
+            let _ = (&mut down).await;
+            true
+        })
+        .await;
+        if !matches!(closed, Ok(true)) {
+            if closed.is_err() {
+                tracing::warn!(device = %device.id, "Embedded broker did not close the session in time; closing it.");
+            }
+            down.abort();
+            let _ = down.await;
         }
         let _ = uw.shutdown().await;
-        down.abort();
+        drop(uw);
         self.stats.sessions_active.fetch_sub(1, Relaxed);
         tracing::info!(%peer, device = %device.id, "Device disconnected.");
+        // only now may the device's next session begin
+        drop(turn);
         result.map(|_| ())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn upstream_loop<R>(
         &self,
         (device, site): (&Device, &str),
@@ -219,62 +308,82 @@ impl Front {
         mut buf: BytesMut,
         inject: mpsc::Sender<Bytes>,
         idle: Option<Duration>,
+        superseded: &CancellationToken,
     ) -> Result<Ending, ConnectionError>
     where
         R: AsyncRead + Unpin,
     {
         let mut out = BytesMut::with_capacity(8192);
         loop {
-            // Everything already buffered is handled before reading again, then written in one go.
-            loop {
+            // Everything already buffered is handled before reading again, then written in one go
+            // (also what came before a packet that ends the connection).
+            let exit = loop {
                 let packet = match Packet::read(&mut buf, self.max_packet) {
                     Ok(p) => p,
-                    Err(mqttbytes::Error::InsufficientBytes(_)) => break,
+                    Err(mqttbytes::Error::InsufficientBytes(_)) => break None,
                     Err(e) => {
                         if matches!(e, mqttbytes::Error::PayloadSizeLimitExceeded(_)) {
                             self.stats.payload_rejected.fetch_add(1, Relaxed);
                             tracing::warn!(device = %device.id, max = self.max_packet, "Oversized packet; disconnecting.");
                         }
-                        return Err(ConnectionError::Mqtt(e));
+                        break Some(Err(ConnectionError::Mqtt(e)));
                     }
                 };
                 match self.check(device, site, packet) {
                     Verdict::Forward(p) => {
-                        p.write(&mut out, usize::MAX).map_err(ConnectionError::Mqtt)?;
+                        if let Err(e) = p.write(&mut out, usize::MAX) {
+                            break Some(Err(ConnectionError::Mqtt(e)));
+                        }
                     }
                     Verdict::Reply(p) => {
                         let mut reply = BytesMut::new();
-                        p.write(&mut reply, usize::MAX).map_err(ConnectionError::Mqtt)?;
-                        if inject.send(reply.freeze()).await.is_err() {
-                            return Ok(Ending::Closed);
+                        if let Err(e) = p.write(&mut reply, usize::MAX) {
+                            break Some(Err(ConnectionError::Mqtt(e)));
+                        }
+                        let sent = tokio::select! {
+                            biased;
+                            _ = superseded.cancelled() => break Some(Ok(Ending::Superseded)),
+                            r = inject.send(reply.freeze()) => r,
+                        };
+                        if sent.is_err() {
+                            break Some(Ok(Ending::Closed));
                         }
                     }
                     Verdict::Drop => {}
-                    Verdict::Close => {
-                        uw.write_all(&out).await?;
-                        return Ok(Ending::Closed);
-                    }
+                    Verdict::Close => break Some(Ok(Ending::Closed)),
                     Verdict::Disconnect => {
                         // a clean DISCONNECT reaches the broker, so the last will is not published
-                        Packet::Disconnect.write(&mut out, usize::MAX).map_err(ConnectionError::Mqtt)?;
-                        uw.write_all(&out).await?;
-                        return Ok(Ending::Disconnect);
+                        let _ = Packet::Disconnect.write(&mut out, usize::MAX);
+                        break Some(Ok(Ending::Disconnect));
                     }
                 }
-            }
+            };
             if !out.is_empty() {
                 uw.write_all(&out).await?;
                 out.clear();
             }
-            let read = match idle {
-                Some(limit) => match tokio::time::timeout(limit, cr.read_buf(&mut buf)).await {
-                    Ok(r) => r?,
-                    Err(_) => {
+            if let Some(exit) = exit {
+                return exit;
+            }
+            let reading = async {
+                match idle {
+                    Some(limit) => tokio::time::timeout(limit, cr.read_buf(&mut buf)).await.ok(),
+                    None => Some(cr.read_buf(&mut buf).await),
+                }
+            };
+            let read = tokio::select! {
+                biased;
+                _ = superseded.cancelled() => {
+                    tracing::info!(device = %device.id, "Device reconnected; closing its previous connection.");
+                    return Ok(Ending::Superseded);
+                }
+                r = reading => match r {
+                    Some(r) => r?,
+                    None => {
                         tracing::info!(device = %device.id, "Device keepalive expired.");
                         return Ok(Ending::Closed);
                     }
                 },
-                None => cr.read_buf(&mut buf).await?,
             };
             if read == 0 {
                 return Ok(Ending::Closed);
@@ -337,11 +446,14 @@ impl Front {
 }
 
 /// How a device's side of a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
     /// A clean MQTT DISCONNECT (forwarded: no last will).
     Disconnect,
     /// End of stream, a refusal, or a closed reply path (the last will fires).
     Closed,
+    /// A newer connection of the same device arrived (no last will: the device is alive).
+    Superseded,
 }
 
 enum Verdict {
@@ -383,28 +495,55 @@ async fn read_packet<R: AsyncRead + Unpin>(
 
 /// Broker → device: whole frames passed through, with the front's own replies slotted in between.
 ///
+/// Relaying stops when `ended` fires (the device's side is over) or the device cannot be written to;
+/// the broker side is then still read, and discarded, until rumqttd closes it: the session's
+/// teardown waits for that.
+///
 /// rumqttd never sets `TCP_NODELAY`, so its small writes wait (Nagle) for our ACK of what it sent
 /// before; re-arming `TCP_QUICKACK` after every read makes us ACK at once instead of ~40 ms later.
-async fn downstream<W>(mut ur: tokio::net::tcp::OwnedReadHalf, mut cw: W, mut inject: mpsc::Receiver<Bytes>, max: usize)
-where
+async fn downstream<W>(
+    mut ur: tokio::net::tcp::OwnedReadHalf,
+    mut cw: W,
+    mut inject: mpsc::Receiver<Bytes>,
+    ended: CancellationToken,
+    max: usize,
+) where
     W: AsyncWrite + Unpin,
 {
     let quickack = |ur: &tokio::net::tcp::OwnedReadHalf| {
         let _ = socket2::SockRef::from(ur.as_ref()).set_tcp_quickack(true);
     };
-    quickack(&ur);
-    let mut buf = BytesMut::with_capacity(16 * 1024);
-    loop {
+    // Writes to the device unless the session ends meanwhile; false when nothing more should be relayed.
+    async fn relay<W: AsyncWrite + Unpin>(cw: &mut W, bytes: &[u8], ended: &CancellationToken) -> bool {
         tokio::select! {
             biased;
-            frame = inject.recv() => match frame {
-                Some(f) => if cw.write_all(&f).await.is_err() { return },
-                None => return,
+            _ = ended.cancelled() => false,
+            r = cw.write_all(bytes) => r.is_ok(),
+        }
+    }
+    quickack(&ur);
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut relaying = true;
+    loop {
+        if !relaying {
+            // the front's own replies fail from now on (the upstream loop ends on that)
+            inject.close();
+        }
+        tokio::select! {
+            biased;
+            _ = ended.cancelled(), if relaying => relaying = false,
+            frame = inject.recv(), if relaying => match frame {
+                Some(f) => relaying = relay(&mut cw, &f, &ended).await,
+                None => relaying = false,
             },
             n = ur.read_buf(&mut buf) => {
                 match n {
-                    Ok(0) | Err(_) => { let _ = cw.shutdown().await; return }
+                    Ok(0) | Err(_) => break,
                     Ok(_) => quickack(&ur),
+                }
+                if !relaying {
+                    buf.clear();
+                    continue;
                 }
                 // Length of the complete frames at the front of `buf`.
                 let mut whole = 0;
@@ -412,14 +551,31 @@ where
                     match mqttbytes::check(buf[whole..].iter(), max) {
                         Ok(h) => whole += h.frame_length(),
                         Err(mqttbytes::Error::InsufficientBytes(_)) => break,
-                        Err(_) => { let _ = cw.shutdown().await; return }
+                        Err(_) => {
+                            // unframeable bytes from the broker: the device's side is closed, the rest drained
+                            relaying = false;
+                            break;
+                        }
                     }
+                }
+                if !relaying {
+                    buf.clear();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), cw.shutdown()).await;
+                    continue;
                 }
                 if whole > 0 {
                     let frames = buf.split_to(whole);
-                    if cw.write_all(&frames).await.is_err() { return }
+                    relaying = relay(&mut cw, &frames, &ended).await;
                 }
             }
+        }
+    }
+    // The broker closed the session: so does the device's side, unless it is already over.
+    if relaying {
+        tokio::select! {
+            biased;
+            _ = ended.cancelled() => {}
+            _ = cw.shutdown() => {}
         }
     }
 }

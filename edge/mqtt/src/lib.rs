@@ -109,6 +109,7 @@ impl MqttConfig {
             max_packet: self.max_payload + 1024,
             max_payload: self.max_payload,
             stats: Arc::new(FrontStats::default()),
+            sessions: front::Sessions::default(),
         });
         let tls = match (&self.tls, acceptor) {
             (Some(t), Some(acceptor)) => {

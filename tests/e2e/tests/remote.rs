@@ -59,6 +59,31 @@ fn a_remote_unlock_travels_cloud_edge_lock_and_is_acknowledged() {
     assert!(recent["result"].as_str().unwrap().contains("front"), "{recent}");
     assert_eq!(status["queued_commands"], serde_json::json!([]));
 
+    // Stream stop/start: the camera's analysis pauses and resumes at the edge.
+    let camera = site
+        .cloud_json(
+            "POST",
+            "/api/cameras",
+            &admin,
+            Some(&serde_json::json!({ "site_id": site.ids.site_id, "name": "cam-1", "stream_url": "rtsp://127.0.0.1/cam" })),
+        )
+        .unwrap();
+    let stream = serde_json::json!({ "camera_id": camera["id"] });
+    site.cloud_json("POST", "/api/streams/stop", &security, Some(&stream)).unwrap();
+    site.wait_for("analysis paused at the edge", Duration::from_secs(30), |s| {
+        Ok(s.edge_status()?["cameras"][0]["analysis"]["paused"] == true)
+    })
+    .unwrap();
+    let frames = site.edge_counter("/cameras/0/analysis/frames").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(site.edge_counter("/cameras/0/analysis/frames").unwrap(), frames, "no analysis while stopped");
+    site.cloud_json("POST", "/api/streams/start", &security, Some(&stream)).unwrap();
+    site.wait_for("analysis resumed", Duration::from_secs(30), |s| {
+        Ok(s.edge_status()?["cameras"][0]["analysis"]["paused"] == false
+            && s.edge_counter("/cameras/0/analysis/frames")? > frames)
+    })
+    .unwrap();
+
     // The edge's heartbeat: its health, as the cloud keeps it for operators.
     let mut edges = serde_json::Value::Null;
     site.wait_for("a heartbeat with the camera up", Duration::from_secs(30), |s| {

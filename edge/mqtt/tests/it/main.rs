@@ -4,6 +4,7 @@
 
 mod acl;
 mod cli;
+mod sessions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
