@@ -197,9 +197,17 @@ async fn main() {
         ("QoS0 one-to-one", 1, QoS::AtMostOnce),
         ("QoS1 fifty-to-one", 50, QoS::AtLeastOnce),
     ] {
+        // profiling aids: `THROUGHPUT_MIX=QoS0` runs only the mixes whose name contains it,
+        // `THROUGHPUT_VIGIL_ONLY=1` skips Mosquitto
+        if std::env::var("THROUGHPUT_MIX").is_ok_and(|m| !name.contains(m.as_str())) {
+            continue;
+        }
         let per = total / pubs as u64;
         let (v, vl, va) = vigil(pubs, per, qos).await;
-        let m = mosquitto(pubs, per, qos).await;
+        let m = match std::env::var_os("THROUGHPUT_VIGIL_ONLY") {
+            Some(_) => None,
+            None => mosquitto(pubs, per, qos).await,
+        };
         let (m, ml, ma) = m.map(|(r, l, a)| (format!("{r:.0}"), l.to_string(), a.to_string())).unwrap_or((
             "n/a".into(),
             "-".into(),

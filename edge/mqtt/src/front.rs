@@ -2,8 +2,10 @@
 //! against the [`DeviceRegistry`] and enforces the topic ACLs on every PUBLISH and SUBSCRIBE.
 //!
 //! Per connection, device → broker packets are parsed with rumqttc's MQTT 3.1.1 codec and
-//! re-encoded after checking; broker → device bytes are only split into whole frames (so the front
-//! can inject its own SUBACK/PUBACK between them) and passed through.
+//! re-encoded after checking, except well-formed PUBLISHes: those are read in place and, once
+//! checked, forwarded as sent (byte for byte what re-encoding would give). Broker → device bytes
+//! are only split into whole frames (so the front can inject its own SUBACK/PUBACK between them)
+//! and passed through.
 //!
 //! - CONNECT: username = device id, password checked against the registry's hash, client id must
 //!   equal the device id, a last will must target the device's own topics. Refused with the
@@ -314,10 +316,40 @@ impl Front {
         R: AsyncRead + Unpin,
     {
         let mut out = BytesMut::with_capacity(8192);
+        let mut keepalive = idle.map(|limit| Box::pin(tokio::time::sleep(limit)));
         loop {
             // Everything already buffered is handled before reading again, then written in one go
             // (also what came before a packet that ends the connection).
             let exit = loop {
+                // Fast path: a well-formed PUBLISH is checked in place, and forwarded as the device
+                // sent it (no topic copy, no re-encoding). Anything else, and any PUBLISH this does
+                // not parse, takes the codec below, which also reports the errors.
+                if let Some((frame_len, publish)) = raw_publish(&buf, self.max_packet) {
+                    let verdict = self.check_publish(device, site, publish);
+                    if let PublishVerdict::Forward = verdict {
+                        out.extend_from_slice(&buf[..frame_len]);
+                    }
+                    bytes::Buf::advance(&mut buf, frame_len);
+                    match verdict {
+                        PublishVerdict::Forward | PublishVerdict::Drop => continue,
+                        PublishVerdict::Close => break Some(Ok(Ending::Closed)),
+                        PublishVerdict::PubAck(pkid) => {
+                            let mut reply = BytesMut::new();
+                            if let Err(e) = Packet::PubAck(PubAck::new(pkid)).write(&mut reply, usize::MAX) {
+                                break Some(Err(ConnectionError::Mqtt(e)));
+                            }
+                            let sent = tokio::select! {
+                                biased;
+                                _ = superseded.cancelled() => break Some(Ok(Ending::Superseded)),
+                                r = inject.send(reply.freeze()) => r,
+                            };
+                            if sent.is_err() {
+                                break Some(Ok(Ending::Closed));
+                            }
+                            continue;
+                        }
+                    }
+                }
                 let packet = match Packet::read(&mut buf, self.max_packet) {
                     Ok(p) => p,
                     Err(mqttbytes::Error::InsufficientBytes(_)) => break None,
@@ -358,32 +390,49 @@ impl Front {
                     }
                 }
             };
-            if !out.is_empty() {
+            let wrote = !out.is_empty();
+            if wrote {
                 uw.write_all(&out).await?;
                 out.clear();
             }
             if let Some(exit) = exit {
                 return exit;
             }
-            let reading = async {
-                match idle {
-                    Some(limit) => tokio::time::timeout(limit, cr.read_buf(&mut buf)).await.ok(),
-                    None => Some(cr.read_buf(&mut buf).await),
-                }
-            };
-            let read = tokio::select! {
-                biased;
-                _ = superseded.cancelled() => {
-                    tracing::info!(device = %device.id, "Device reconnected; closing its previous connection.");
-                    return Ok(Ending::Superseded);
-                }
-                r = reading => match r {
-                    Some(r) => r?,
-                    None => {
+            if wrote {
+                // let the runtime's other tasks run first: more of a busy device's packets arrive
+                // meanwhile, and are read, checked and forwarded together
+                tokio::task::yield_now().await;
+            }
+            // The keepalive runs while waiting for the device: it expires `limit` after this wait
+            // began. One timer serves the whole connection (re-armed only when it fires early),
+            // rather than one registered and cancelled per read.
+            let waiting_since = idle.map(|_| tokio::time::Instant::now());
+            let read = loop {
+                tokio::select! {
+                    biased;
+                    _ = superseded.cancelled() => {
+                        tracing::info!(device = %device.id, "Device reconnected; closing its previous connection.");
+                        return Ok(Ending::Superseded);
+                    }
+                    r = cr.read_buf(&mut buf) => break r?,
+                    () = async {
+                        match keepalive.as_mut() {
+                            Some(timer) => timer.as_mut().await,
+                            None => std::future::pending().await,
+                        }
+                    } => {
+                        let (Some(timer), Some(limit), Some(since)) = (keepalive.as_mut(), idle, waiting_since) else {
+                            continue;
+                        };
+                        let due = since + limit;
+                        if due > tokio::time::Instant::now() {
+                            timer.as_mut().reset(due);
+                            continue;
+                        }
                         tracing::info!(device = %device.id, "Device keepalive expired.");
                         return Ok(Ending::Closed);
                     }
-                },
+                }
             };
             if read == 0 {
                 return Ok(Ending::Closed);
@@ -398,26 +447,37 @@ impl Front {
                 .is_some_and(|t| payload::parse(t.channel, &will.message, self.max_payload).is_ok())
     }
 
+    /// The checks of a device's PUBLISH: its topic ACL, then its payload.
+    fn check_publish(&self, device: &Device, site: &str, p: RawPublish<'_>) -> PublishVerdict {
+        if !acl::may_publish(site, device, p.topic) {
+            self.stats.publish_refused.fetch_add(1, Relaxed);
+            tracing::warn!(device = %device.id, topic = %p.topic, "Publish outside the device's topics refused; disconnecting.");
+            return PublishVerdict::Close;
+        }
+        let Some(t) = topics::parse_device(p.topic) else { return PublishVerdict::Close };
+        if let Err(error) = payload::validate(t.channel, p.payload, self.max_payload) {
+            self.stats.payload_rejected.fetch_add(1, Relaxed);
+            tracing::warn!(device = %device.id, topic = %p.topic, %error, "Device payload rejected.");
+            return match p.qos {
+                QoS::AtMostOnce => PublishVerdict::Drop,
+                QoS::AtLeastOnce => PublishVerdict::PubAck(p.pkid),
+                QoS::ExactlyOnce => PublishVerdict::Close,
+            };
+        }
+        self.stats.messages_forwarded.fetch_add(1, Relaxed);
+        PublishVerdict::Forward
+    }
+
     fn check(&self, device: &Device, site: &str, packet: Packet) -> Verdict {
         match packet {
             Packet::Publish(p) => {
-                if !acl::may_publish(site, device, &p.topic) {
-                    self.stats.publish_refused.fetch_add(1, Relaxed);
-                    tracing::warn!(device = %device.id, topic = %p.topic, "Publish outside the device's topics refused; disconnecting.");
-                    return Verdict::Close;
+                let raw = RawPublish { qos: p.qos, pkid: p.pkid, topic: &p.topic, payload: &p.payload };
+                match self.check_publish(device, site, raw) {
+                    PublishVerdict::Forward => Verdict::Forward(Packet::Publish(p)),
+                    PublishVerdict::PubAck(pkid) => Verdict::Reply(Packet::PubAck(PubAck::new(pkid))),
+                    PublishVerdict::Drop => Verdict::Drop,
+                    PublishVerdict::Close => Verdict::Close,
                 }
-                let Some(t) = topics::parse_device(&p.topic) else { return Verdict::Close };
-                if let Err(error) = payload::parse(t.channel, &p.payload, self.max_payload) {
-                    self.stats.payload_rejected.fetch_add(1, Relaxed);
-                    tracing::warn!(device = %device.id, topic = %p.topic, %error, "Device payload rejected.");
-                    return match p.qos {
-                        QoS::AtMostOnce => Verdict::Drop,
-                        QoS::AtLeastOnce => Verdict::Reply(Packet::PubAck(PubAck::new(p.pkid))),
-                        QoS::ExactlyOnce => Verdict::Close,
-                    };
-                }
-                self.stats.messages_forwarded.fetch_add(1, Relaxed);
-                Verdict::Forward(Packet::Publish(p))
             }
             Packet::Subscribe(s) => {
                 if s.filters.iter().all(|f| acl::may_subscribe(site, device, &f.path)) {
@@ -462,6 +522,71 @@ enum Verdict {
     Drop,
     Close,
     Disconnect,
+}
+
+/// What the front does with a device's PUBLISH.
+enum PublishVerdict {
+    Forward,
+    /// Dropped, and acknowledged by the front (a rejected QoS 1 payload).
+    PubAck(u16),
+    Drop,
+    Close,
+}
+
+/// The parts of a PUBLISH the checks need, borrowed from its frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RawPublish<'a> {
+    qos: QoS,
+    pkid: u16,
+    topic: &'a str,
+    payload: &'a [u8],
+}
+
+/// The PUBLISH whole at the front of `buf`, and its frame length, when it is one exactly as
+/// rumqttc's codec would read it and re-encode it to the same bytes (a minimal remaining length),
+/// so that forwarding its frame as is equals re-encoding it. `None` for anything else (other
+/// packets, incomplete or malformed frames): the codec handles those, errors included.
+fn raw_publish(buf: &[u8], max: usize) -> Option<(usize, RawPublish<'_>)> {
+    let byte1 = *buf.first()?;
+    if byte1 >> 4 != 3 {
+        return None;
+    }
+    let header = mqttbytes::check(buf.iter(), max).ok()?;
+    let frame_len = header.frame_length();
+    // the remaining length: 1 to 4 bytes of 7 bits, the last one without its continuation bit
+    let len_len = buf[1..].iter().take(4).position(|b| b & 0x80 == 0)? + 1;
+    let remaining = frame_len - 1 - len_len;
+    let minimal = match remaining {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    };
+    if len_len != minimal {
+        return None;
+    }
+    let qos = match (byte1 >> 1) & 0b11 {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        2 => QoS::ExactlyOnce,
+        _ => return None,
+    };
+    let body = &buf[1 + len_len..frame_len];
+    let topic_len = usize::from(u16::from_be_bytes([*body.first()?, *body.get(1)?]));
+    let topic = std::str::from_utf8(body.get(2..2 + topic_len)?).ok()?;
+    let mut rest = &body[2 + topic_len..];
+    let pkid = match qos {
+        QoS::AtMostOnce => 0,
+        QoS::AtLeastOnce | QoS::ExactlyOnce => {
+            let pkid = u16::from_be_bytes([*rest.first()?, *rest.get(1)?]);
+            rest = &rest[2..];
+            if pkid == 0 {
+                return None;
+            }
+            pkid
+        }
+    };
+    Some((frame_len, RawPublish { qos, pkid, topic, payload: rest }))
 }
 
 fn packet_name(p: &Packet) -> &'static str {
@@ -664,5 +789,75 @@ impl Front {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumqttc::mqttbytes::v4::Publish;
+
+    fn encode(p: Publish) -> BytesMut {
+        let mut out = BytesMut::new();
+        Packet::Publish(p).write(&mut out, usize::MAX).unwrap();
+        out
+    }
+
+    #[test]
+    fn raw_publish_reads_what_the_codec_reads_and_writes() {
+        let mut cases = Vec::new();
+        for (qos, pkid) in [(QoS::AtMostOnce, 0), (QoS::AtLeastOnce, 7), (QoS::ExactlyOnce, 65535)] {
+            for payload in [&b""[..], b"{}", &[b'x'; 200], &[b'y'; 20_000]] {
+                for (dup, retain) in [(false, false), (true, true)] {
+                    let mut p = Publish::new("devices/hq/lobby/t1/telemetry", qos, payload.to_vec());
+                    (p.pkid, p.dup, p.retain) = (pkid, dup, retain);
+                    cases.push(p);
+                }
+            }
+        }
+        cases.push(Publish::new("", QoS::AtMostOnce, b"x".to_vec()));
+        for p in cases {
+            let mut frame = encode(p);
+            frame.extend_from_slice(b"\xc0\x00"); // a PINGREQ after it
+            let (len, raw) = raw_publish(&frame, 1 << 20).expect("fast path");
+            let Ok(Packet::Publish(read)) = Packet::read(&mut frame.clone(), 1 << 20) else { panic!() };
+            assert_eq!(len, frame.len() - 2);
+            assert_eq!(raw, RawPublish { qos: read.qos, pkid: read.pkid, topic: &read.topic, payload: &read.payload });
+            assert_eq!(&encode(read)[..], &frame[..len], "forwarding as is equals re-encoding");
+        }
+    }
+
+    #[test]
+    fn raw_publish_leaves_everything_else_to_the_codec() {
+        let mut good = Publish::new("a/b", QoS::AtLeastOnce, b"{}".to_vec());
+        good.pkid = 1;
+        let good = encode(good);
+        assert!(raw_publish(&good, 1 << 20).is_some());
+        let patched = |at: usize, byte: u8| {
+            let mut f = good.to_vec();
+            f[at] = byte;
+            f
+        };
+        let cases: Vec<Vec<u8>> = vec![
+            good[..good.len() - 1].to_vec(), // incomplete
+            vec![],                          // nothing
+            vec![0x30],                      // no length yet
+            vec![0x30, 0x00],                // no topic (PayloadRequired)
+            patched(0, 0x36),                // QoS 3
+            patched(0, 0x20),                // not a PUBLISH
+            {
+                let mut f = good.to_vec();
+                let (a, b) = (f.len() - 4, f.len() - 3);
+                (f[a], f[b]) = (0, 0); // packet id 0
+                f
+            },
+            patched(2, 0x10), // topic longer than the packet
+            [&[0x32, 0x80 | (good[1] & 0x7f), 0x00][..], &good[2..]].concat(), // non-minimal length
+            [&good[..4], &[0xff][..], &good[5..]].concat(), // topic not UTF-8
+        ];
+        for f in cases {
+            assert!(raw_publish(&f, 1 << 20).is_none(), "{f:?}");
+        }
+        assert!(raw_publish(&good, 3).is_none(), "over the size limit");
     }
 }

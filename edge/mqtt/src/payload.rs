@@ -112,12 +112,78 @@ pub fn parse(channel: Channel, payload: &[u8], max: usize) -> Result<DeviceMessa
     })
 }
 
+/// Checks what a device published on `channel` exactly as [`parse`] does, without keeping it: the
+/// front's check on every message, so telemetry and status are read without allocating.
+pub fn validate(channel: Channel, payload: &[u8], max: usize) -> Result<(), PayloadError> {
+    if payload.len() > max {
+        return Err(PayloadError::TooLarge { len: payload.len(), max });
+    }
+    let malformed = |source| PayloadError::Malformed { channel: channel.as_str(), source };
+    match channel {
+        Channel::Telemetry => serde_json::from_slice::<shape::Telemetry>(payload).map(drop).map_err(malformed),
+        Channel::Status => serde_json::from_slice::<shape::Status>(payload).map(drop).map_err(malformed),
+        Channel::Events | Channel::Command => parse(channel, payload, max).map(drop),
+    }
+}
+
+/// The shapes of [`Telemetry`] and [`Status`], field for field, with strings checked and not kept.
+mod shape {
+    use serde::Deserialize;
+
+    /// A JSON string, as `String` reads one, not kept.
+    pub struct Str;
+
+    impl<'de> Deserialize<'de> for Str {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Str, D::Error> {
+            struct Visitor;
+            impl serde::de::Visitor<'_> for Visitor {
+                type Value = Str;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Str, E> {
+                    Ok(Str)
+                }
+                fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Str, E> {
+                    match std::str::from_utf8(v) {
+                        Ok(_) => Ok(Str),
+                        Err(_) => Err(E::invalid_value(serde::de::Unexpected::Bytes(v), &self)),
+                    }
+                }
+            }
+            d.deserialize_string(Visitor)
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    pub struct Telemetry {
+        metric: Str,
+        value: f64,
+        unit: Str,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    pub struct Status {
+        online: bool,
+        #[serde(default)]
+        firmware: Option<Str>,
+        #[serde(default)]
+        detail: Option<Str>,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[track_caller]
     fn check(channel: Channel, payload: &str, expect: Result<DeviceMessage, &str>) {
+        let validated = validate(channel, payload.as_bytes(), 256);
+        assert_eq!(validated.is_ok(), expect.is_ok(), "validate {payload}: {validated:?}");
         match (parse(channel, payload.as_bytes(), 256), expect) {
             (Ok(got), Ok(want)) => assert_eq!(got, want),
             (Err(got), Err(want)) => assert!(got.to_string().contains(want), "{got} does not contain {want}"),
@@ -185,6 +251,38 @@ mod tests {
         check(Channel::Telemetry, "", Err("malformed telemetry"));
         check(Channel::Telemetry, &" ".repeat(257), Err("257 bytes exceeds 256"));
         check(Channel::Command, r#"{"id":"1","action":"unlock"}"#, Err("do not publish commands"));
+    }
+
+    #[test]
+    fn validate_accepts_what_parse_accepts() {
+        let cases: &[(Channel, &[u8])] = &[
+            (Channel::Telemetry, br#"{"metric":"t","value":1,"unit":"c"}"#),
+            (Channel::Telemetry, br#"{"unit":"c","value":-1.5e3,"metric":"t\u00e9\n"}"#),
+            (Channel::Telemetry, br#"{"metric":"t","value":"1","unit":"c"}"#),
+            (Channel::Telemetry, br#"{"metric":1,"value":1,"unit":"c"}"#),
+            (Channel::Telemetry, br#"{"metric":null,"value":1,"unit":"c"}"#),
+            (Channel::Telemetry, br#"{"metric":"t","value":1}"#),
+            (Channel::Telemetry, br#"{"metric":"t","metric":"u","value":1,"unit":"c"}"#),
+            (Channel::Telemetry, br#"{"metric":"t","value":1,"unit":"c"} x"#),
+            (Channel::Telemetry, br#"{"metric":"t","value":1,"unit":"c"}  "#),
+            (Channel::Telemetry, br#"["t",1,"c"]"#),
+            (Channel::Telemetry, b"{\"metric\":\"\xff\",\"value\":1,\"unit\":\"c\"}"),
+            (Channel::Telemetry, br#"{"metric":"\ud800","value":1,"unit":"c"}"#),
+            (Channel::Status, br#"{"online":true,"firmware":null,"detail":"x"}"#),
+            (Channel::Status, br#"{"online":true,"firmware":1}"#),
+            (Channel::Status, br#"{"online":1}"#),
+            (Channel::Status, br#"{"firmware":"1.0"}"#),
+            (Channel::Status, br#"{"online":false,"other":1}"#),
+            (Channel::Status, br#"[false]"#),
+            (Channel::Events, br#"{"type":"panic"}"#),
+            (Channel::Events, br#"{"type":"panic","x":1}"#),
+            (Channel::Command, br#"{"id":"1","action":"unlock"}"#),
+        ];
+        for (channel, payload) in cases {
+            let parsed = parse(*channel, payload, 256).map(drop).map_err(|e| e.to_string());
+            let validated = validate(*channel, payload, 256).map_err(|e| e.to_string());
+            assert_eq!(validated, parsed, "{}", String::from_utf8_lossy(payload));
+        }
     }
 
     #[test]
