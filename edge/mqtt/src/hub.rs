@@ -77,10 +77,11 @@ impl HubHandle {
 /// The edge's subscription loop.
 pub struct Hub {
     rx: LinkRx,
-    tx: Arc<Mutex<LinkTx>>,
     site: String,
     max_payload: usize,
     stats: Arc<HubStats>,
+    /// Why the subscription made at construction failed, if it did.
+    subscribe_error: Option<String>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -90,21 +91,24 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
-    pub fn new(link: EdgeLink, site: &str, max_payload: usize) -> (Hub, HubHandle) {
+    /// Subscribes to every device topic at once, before any device can connect (the front is not
+    /// accepting yet): the router handles requests in order, so no device message published after
+    /// this can miss the edge.
+    pub fn new(mut link: EdgeLink, site: &str, max_payload: usize) -> (Hub, HubHandle) {
+        let subscribe_error = link.tx.subscribe(topics::all_devices(site)).err().map(|e| e.to_string());
         let tx = Arc::new(Mutex::new(link.tx));
         let stats = Arc::new(HubStats::default());
         let handle = HubHandle { tx: tx.clone(), site: site.to_owned(), stats: stats.clone() };
-        (Hub { rx: link.rx, tx, site: site.to_owned(), max_payload, stats }, handle)
+        (Hub { rx: link.rx, site: site.to_owned(), max_payload, stats, subscribe_error }, handle)
     }
 
     pub fn stats(&self) -> Arc<HubStats> {
         self.stats.clone()
     }
 
-    /// Subscribes, then forwards device messages into `out` until `cancel` or the broker ends.
+    /// Forwards device messages into `out` until `cancel` or the broker ends.
     pub async fn run(mut self, out: mpsc::Sender<Inbound>, cancel: CancellationToken) {
-        let subscribed = self.tx.lock().unwrap_or_else(|p| p.into_inner()).subscribe(topics::all_devices(&self.site));
-        if let Err(error) = subscribed {
+        if let Some(error) = &self.subscribe_error {
             tracing::error!(%error, "Edge cannot subscribe on the embedded broker; devices are not heard.");
             return;
         }
