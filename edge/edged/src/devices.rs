@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::detect::event_id;
 use chrono::{DateTime, Utc};
 use edge_access::{AccessEngine, AccessOutput, DoorInput, LockAction, Presentation};
 use edge_mqtt::{Command, DeviceEvent, DeviceMessage, HubHandle, Inbound};
@@ -122,11 +123,6 @@ pub struct DevicesStage {
     pub registry: Arc<edge_mqtt::DeviceRegistry>,
     /// Copies of every event for the rules stage.
     pub tap: crate::rules::EventTap,
-}
-
-fn event_id(at: Timestamp) -> Uuid {
-    let (secs, nanos) = at.to_unix_parts();
-    Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, nanos))
 }
 
 impl DevicesStage {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use edge_spool::{Class, Spool};
+use edge_spool::Spool;
 use edge_uplink::Uplink;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -39,7 +39,7 @@ pub fn health(stats: &EdgeStats, spool: &Spool, spool_dir: &std::path::Path, sta
         "spool": {
             "depth": spool.len(),
             "bytes": spool.bytes(),
-            "depth_by_class": Class::ALL.into_iter().map(|c| (c.as_str().to_owned(), json!(spool.depth().get(c)))).collect::<serde_json::Map<_, _>>(),
+            "depth_by_class": crate::status::depth_by_class(spool),
             "quarantined": spool.quarantined(),
             "oldest_unsent_age_secs": oldest_age,
             "evicted": stats.eviction.total.load(Relaxed),

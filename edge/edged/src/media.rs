@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::detect::event_id;
 use edge_core::Frame;
 use edge_core::track::Track;
 use edge_spool::Spool;
@@ -50,10 +51,6 @@ pub struct CameraMedia {
     /// The clip new objects are added to while its post-roll runs: (clip id, reference, end).
     incident: Option<(String, MediaRef, Instant)>,
     settings: Option<Arc<MediaSettings>>,
-}
-
-fn event_id(at: Timestamp) -> Uuid {
-    crate::detect::event_id(at)
 }
 
 impl CameraMedia {

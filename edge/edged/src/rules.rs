@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::detect::event_id;
 use chrono::{DateTime, Utc};
 use edge_rules::{ActionResult, ActionSpec, Engine, Execution, LogLevel, Outcome, Selector};
 use edge_spool::Spool;
@@ -109,10 +110,6 @@ impl std::fmt::Debug for RulesStage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RulesStage").field("rules", &self.engine.rules().len()).finish_non_exhaustive()
     }
-}
-
-fn event_id(at: Timestamp) -> Uuid {
-    crate::detect::event_id(at)
 }
 
 impl RulesStage {

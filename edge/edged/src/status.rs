@@ -25,6 +25,12 @@ pub struct StatusState {
     pub recorders: Vec<(String, Arc<edge_video::RecordStats>)>,
 }
 
+/// Events waiting per priority class, by class name (read once).
+pub(crate) fn depth_by_class(spool: &Spool) -> Value {
+    let depth = spool.depth();
+    Value::Object(edge_spool::Class::ALL.into_iter().map(|c| (c.as_str().to_owned(), json!(depth.get(c)))).collect())
+}
+
 pub fn router(state: StatusState) -> Router {
     Router::new()
         .route("/status", get(status))
@@ -154,10 +160,7 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
         "spool": {
             "depth": s.spool.len(),
             "bytes": s.spool.bytes(),
-            "depth_by_class": edge_spool::Class::ALL
-                .into_iter()
-                .map(|c| (c.as_str().to_owned(), json!(s.spool.depth().get(c))))
-                .collect::<serde_json::Map<_, _>>(),
+            "depth_by_class": depth_by_class(&s.spool),
             "quarantined": s.spool.quarantined(),
             "evicted": s.stats.eviction.total.load(Relaxed),
         },

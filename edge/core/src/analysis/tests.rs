@@ -202,14 +202,10 @@ fn filters_drop_by_class_score_size_ratio_and_mask() {
         ("feet in the mask", Detected { class_id: 0, score: 0.9, x: 0.1, y: 0.55, w: 0.1, h: 0.3 }, false),
     ];
     for (name, d, kept) in table {
-        let mut a = CameraAnalyzer::new(a_cfg(&cfg));
+        let mut a = CameraAnalyzer::new(cfg.clone());
         let events = a.observe(&frame(0, None), &[d], ids());
         assert_eq!(!events.is_empty(), kept, "{name}");
     }
-}
-
-fn a_cfg(cfg: &AnalyzerConfig) -> AnalyzerConfig {
-    cfg.clone()
 }
 
 #[test]
