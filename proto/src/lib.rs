@@ -11,9 +11,11 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod codec;
+pub mod config;
 mod event;
 mod time;
 
+pub use config::{ConfigReport, SITE_CONFIG_SCHEMA, SiteConfig};
 pub use event::{
     AccessDecision, AckStatus, Alert, BatchAck, BoundingBox, CrossingDirection, DetectedObject, Detection,
     DeviceStatus, Event, EventAck, EventBatch, EventKind, LineCrossing, MediaRef, MediaSaved, Motion, Payload,

@@ -19,6 +19,12 @@ pub struct EdgeStatus {
     /// The latest heartbeat's health document, as the edge sent it.
     #[schema(value_type = Option<Object>)]
     pub health: Option<serde_json::Value>,
+    /// The configuration version the edge reports running (`None` before its first report).
+    pub config_version: Option<i64>,
+    pub config_reported_at: Option<DateTime<Utc>>,
+    /// `{version, problems}` when the edge refused the latest version it was offered.
+    #[schema(value_type = Option<Object>)]
+    pub config_problems: Option<serde_json::Value>,
 }
 
 impl Store {
@@ -42,7 +48,8 @@ impl Store {
     pub async fn list_edges(&self, tenant: TenantId, sites: SiteScope<'_>) -> Result<Vec<EdgeStatus>, StoreError> {
         let mut tx = self.tenant_tx(tenant).await?;
         let rows = sqlx::query_as(
-            "SELECT id, site_id, name, revoked_at, last_seen_at, last_heartbeat_at, health FROM edges \
+            "SELECT id, site_id, name, revoked_at, last_seen_at, last_heartbeat_at, health, config_version, \
+             config_reported_at, config_problems FROM edges \
              WHERE tenant_id = $1 AND ($2::uuid[] IS NULL OR site_id = ANY($2)) ORDER BY site_id, name",
         )
         .bind(tenant.as_uuid())

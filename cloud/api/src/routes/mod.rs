@@ -14,6 +14,7 @@ pub mod health;
 pub mod ingest;
 pub mod people;
 pub mod rules;
+pub mod site_config;
 pub mod sites;
 pub mod streams;
 
@@ -32,5 +33,6 @@ pub fn router() -> Router<AppState> {
         .merge(streams::router())
         .merge(people::router())
         .merge(rules::router())
+        .merge(site_config::router())
         .merge(crate::openapi::router())
 }

@@ -20,6 +20,8 @@ const INGEST: &str = "POST /api/ingest/events";
 const EDGE_COMMANDS: &str = "GET /api/edge/commands";
 const EDGE_ACK: &str = "POST /api/edge/commands/{id}/ack";
 const EDGE_HEARTBEAT: &str = "POST /api/edge/heartbeat";
+const EDGE_CONFIG: &str = "GET /api/edge/config";
+const EDGE_CONFIG_REPORT: &str = "POST /api/edge/config/report";
 
 /// Operations a viewer may call although they are not GETs (their own session and password).
 const SELF_SERVICE: [&str; 5] = [
@@ -79,6 +81,7 @@ impl Fixture {
             "webhooks" => &self.webhook,
             "devices" => &self.device,
             "detections" => &self.detection,
+            "sites" => &self.site,
             other => panic!("no id kind for {other} ({path})"),
         }
     }
@@ -129,7 +132,9 @@ fn body_for(op: &str, r: &Fixture, n: usize) -> Option<(Option<Value>, bool)> {
         | "GET /api/streams/status"
         | "GET /api/webhooks"
         | "DELETE /api/webhooks/{id}"
-        | "GET /api/zones" => none,
+        | "GET /api/zones"
+        | "GET /api/sites/{id}/config" => none,
+        "PUT /api/sites/{id}/config/access" => (Some(json!({ "doors": [] })), false),
         "POST /api/auth/login" => (Some(json!({ "email": "admin@acme.test", "password": "guess" })), false),
         "POST /api/auth/logout" | "POST /api/auth/refresh" => (Some(json!({ "refresh_token": "not-a-token" })), false),
         "POST /api/auth/reset-password" => (Some(json!({ "email": "admin@acme.test" })), false),
@@ -228,6 +233,14 @@ async fn tenant_a(state: &cloud_api::AppState) -> (Fixture, cloud_store::Provisi
         &send(state, json_request("POST", &creds, Some(&admin), &json!({ "badge": "04A1B2C3", "pin": "4321" }))).await,
     );
     let rule = id_of(&send(state, post("/api/rules", rule_body("After hours"))).await);
+    let access = json!({
+        "groups": [{ "id": "vault-staff", "doors": ["vault-door"] }],
+        "doors": [{ "id": "vault-door", "zone": "vault", "reader": "vault-reader", "lock": "vault-lock" }],
+    });
+    let set =
+        send(state, json_request("PUT", &format!("/api/sites/{}/config/access", a.site_id), Some(&admin), &access))
+            .await;
+    assert_eq!(set.status, StatusCode::OK, "{:?}", String::from_utf8_lossy(&set.body));
     let webhook = id_of(&send(state, post("/api/webhooks/register", hook_body())).await);
     let detection = event(&a, EventKind::DetectionPerson, chrono::Utc::now());
     let access = event(&a, EventKind::AccessDenied, chrono::Utc::now());
@@ -256,6 +269,7 @@ async fn tenant_a(state: &cloud_api::AppState) -> (Fixture, cloud_store::Provisi
         a.api_key.clone(),
         "vault".into(),
         "04A1B2C3".into(),
+        "vault-door".into(),
     ];
     let fixture = Fixture {
         site: a.site_id.to_string(),
@@ -356,6 +370,29 @@ async fn another_tenant_walking_every_documented_operation_with_our_ids_gets_not
             }
             let edges_a = state.store.list_edges(a.tenant_id, None).await.unwrap();
             assert!(edges_a.iter().all(|e| e.health.is_none()), "B's heartbeat landed on A's edge");
+            covered.insert(op);
+            continue;
+        }
+        if op == EDGE_CONFIG || op == EDGE_CONFIG_REPORT {
+            // B's edge gets its own site's document and reports for itself only; user tokens are
+            // not edge credentials.
+            let fetched = send(&state, bare_request("GET", "/api/edge/config?after=0", Some(&b.edge_token))).await;
+            assert_eq!(fetched.status, StatusCode::OK);
+            let text = fetched.json().to_string();
+            assert!(!fixture.secrets.iter().any(|s| text.contains(s.as_str())), "B's edge saw A's data: {text}");
+            assert!(!text.contains("4321"), "B's edge saw A's PIN: {text}");
+            let report = json!({ "version": 99, "applied": true });
+            let reply =
+                send(&state, json_request("POST", "/api/edge/config/report", Some(&b.edge_token), &report)).await;
+            assert_eq!(reply.status, StatusCode::OK);
+            let edges_a = state.store.list_edges(a.tenant_id, None).await.unwrap();
+            assert!(edges_a.iter().all(|e| e.config_version.is_none()), "B's report landed on A's edge");
+            for (role, token) in &tokens {
+                let reply = send(&state, bare_request("GET", "/api/edge/config", Some(token))).await;
+                assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "edge config as {role}");
+                let reply = send(&state, json_request("POST", "/api/edge/config/report", Some(token), &report)).await;
+                assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "edge report as {role}");
+            }
             covered.insert(op);
             continue;
         }
@@ -516,6 +553,12 @@ async fn a_viewer_is_refused_every_write() {
         }
         if op == EDGE_HEARTBEAT {
             let reply = send(&state, json_request("POST", &path, Some(&viewer), &json!({ "version": "x" }))).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "edge credentials only");
+            continue;
+        }
+        if op == EDGE_CONFIG_REPORT {
+            let report = json!({ "version": 1, "applied": true });
+            let reply = send(&state, json_request("POST", &path, Some(&viewer), &report)).await;
             assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "edge credentials only");
             continue;
         }

@@ -11,3 +11,4 @@ mod isolation;
 mod openapi;
 mod resources;
 mod rules;
+mod site_config;

@@ -37,6 +37,7 @@ async fn the_document_is_served_and_lists_every_endpoint() {
         "GET /api/devices/{id}",
         "GET /api/devices/{id}/status",
         "GET /api/edge/commands",
+        "GET /api/edge/config",
         "GET /api/edges",
         "GET /api/events",
         "GET /api/people",
@@ -45,6 +46,7 @@ async fn the_document_is_served_and_lists_every_endpoint() {
         "GET /api/rules/{id}/history",
         "GET /api/sensors",
         "GET /api/sites",
+        "GET /api/sites/{id}/config",
         "GET /api/streams/status",
         "GET /api/webhooks",
         "GET /api/zones",
@@ -59,6 +61,7 @@ async fn the_document_is_served_and_lists_every_endpoint() {
         "POST /api/devices",
         "POST /api/devices/{id}/command",
         "POST /api/edge/commands/{id}/ack",
+        "POST /api/edge/config/report",
         "POST /api/edge/heartbeat",
         "POST /api/ingest/events",
         "POST /api/people",
@@ -74,6 +77,7 @@ async fn the_document_is_served_and_lists_every_endpoint() {
         "PUT /api/cameras/{id}",
         "PUT /api/devices/{id}/config",
         "PUT /api/rules/{id}",
+        "PUT /api/sites/{id}/config/access",
     ];
     assert_eq!(operations, expected);
     assert!(doc["components"]["schemas"]["Camera"].is_object());

@@ -1,0 +1,182 @@
+//! The down link: a site's configuration document is versioned, composed from the site's access
+//! configuration and the tenant's people, credentials and rules, long-polled by the site's edge,
+//! and the version each edge runs is reported back.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use cloud_store::Role;
+use serde_json::{Value, json};
+
+use crate::common::{bare_request, fresh_state, json_request, provision, send, token_for};
+
+fn data(reply: &crate::common::Reply) -> Value {
+    assert!(reply.status.is_success(), "{} {:?}", reply.status, String::from_utf8_lossy(&reply.body));
+    reply.json()["data"].clone()
+}
+
+fn access() -> Value {
+    json!({
+        "groups": [{ "id": "staff", "doors": ["front"], "schedule": "office" }],
+        "doors": [{ "id": "front", "zone": "lobby", "reader": "reader-1", "lock": "lock-1" }],
+        "schedules": [{ "id": "office", "windows": [{ "start": "07:00", "end": "19:00" }] }],
+        "max_offline_hours": 24,
+    })
+}
+
+#[tokio::test]
+async fn the_edge_pulls_each_new_version_and_reports_what_it_runs() {
+    let state = fresh_state().await;
+    let a = provision(&state, "acme").await;
+    let admin = token_for(&state, a.tenant_id, "admin@acme.test", Role::Admin).await;
+    let viewer = token_for(&state, a.tenant_id, "viewer@acme.test", Role::Viewer).await;
+    let site_path = format!("/api/sites/{}/config", a.site_id);
+    let access_path = format!("{site_path}/access");
+
+    // Nothing managed yet: the document has no parts; the edge at version 0 gets it at once.
+    let first = data(&send(&state, bare_request("GET", "/api/edge/config?after=0", Some(&a.edge_token))).await);
+    let v1 = first["version"].as_u64().unwrap();
+    assert!(first.get("access").is_none() && first.get("rules").is_none(), "{first}");
+    // At that version, a long-poll waits and answers 204 (still current).
+    let started = std::time::Instant::now();
+    let same =
+        send(&state, bare_request("GET", &format!("/api/edge/config?after={v1}&wait=1"), Some(&a.edge_token))).await;
+    assert_eq!(same.status, StatusCode::NO_CONTENT);
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    // A waiting edge is answered as soon as an administrator sets the access configuration.
+    let poll = {
+        let (state, token) = (state.clone(), a.edge_token.clone());
+        tokio::spawn(async move {
+            send(&state, bare_request("GET", &format!("/api/edge/config?after={v1}&wait=20"), Some(&token))).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let set = data(&send(&state, json_request("PUT", &access_path, Some(&admin), &access())).await);
+    let v2 = set["version"].as_u64().unwrap();
+    assert!(v2 > v1);
+    let doc = data(&poll.await.unwrap());
+    assert_eq!(doc["version"].as_u64(), Some(v2));
+    assert_eq!(doc["access"]["doors"][0]["id"], "front");
+    assert_eq!(doc["access"]["revision"].as_u64(), Some(v2));
+    assert_eq!(doc["access"]["timezone"], "UTC");
+    assert!(edge_siteconfig::check(&serde_json::from_value(doc.clone()).unwrap()).is_ok());
+
+    // People, credentials and rules are part of it: each change is a new version.
+    let person = data(
+        &send(
+            &state,
+            json_request(
+                "POST",
+                "/api/people",
+                Some(&admin),
+                &json!({ "name": "Alice", "groups": ["staff", "elsewhere"] }),
+            ),
+        )
+        .await,
+    );
+    let creds = format!("/api/people/{}/credentials", person["id"].as_str().unwrap());
+    let cred = data(
+        &send(&state, json_request("POST", &creds, Some(&admin), &json!({ "badge": "04A1", "pin": "9876" }))).await,
+    );
+    let rule = json!({
+        "name": "Temperature Alert",
+        "trigger": { "type": "event", "event_kind": "sensor.reading" },
+        "conditions": [{ "type": "value", "metric": "temperature", "op": ">", "value": 30 }],
+        "actions": [{ "type": "alert", "target": "facilities", "severity": "warning", "message": "hot" }],
+    });
+    data(&send(&state, json_request("POST", "/api/rules", Some(&admin), &rule)).await);
+    let doc =
+        data(&send(&state, bare_request("GET", &format!("/api/edge/config?after={v2}"), Some(&a.edge_token))).await);
+    let v3 = doc["version"].as_u64().unwrap();
+    assert!(v3 >= v2 + 3, "person, credential and rule each bump the version: {v2} → {v3}");
+    assert_eq!(doc["access"]["people"][0]["groups"], json!(["staff"]), "groups the site does not define are left out");
+    assert_eq!(doc["access"]["credentials"][0]["badge"], "04A1");
+    assert_eq!(doc["access"]["credentials"][0]["pin"], "9876", "the edge compares PINs offline");
+    assert_eq!(doc["rules"]["rules"][0]["name"], "Temperature Alert");
+    let checked = edge_siteconfig::check(&serde_json::from_value(doc.clone()).unwrap()).unwrap();
+    assert_eq!(checked.rules.unwrap().len(), 1);
+    // Revoking the credential is a new version in which it is revoked.
+    let revoke = format!("/api/credentials/{}/revoke", cred["id"].as_str().unwrap());
+    data(&send(&state, json_request("POST", &revoke, Some(&admin), &json!({}))).await);
+    let doc =
+        data(&send(&state, bare_request("GET", &format!("/api/edge/config?after={v3}"), Some(&a.edge_token))).await);
+    let v4 = doc["version"].as_u64().unwrap();
+    assert_eq!(doc["access"]["credentials"][0]["revoked"], true);
+
+    // People see the document with PINs redacted, and which version each edge runs.
+    let view = data(&send(&state, bare_request("GET", &site_path, Some(&viewer))).await);
+    assert_eq!(view["version"].as_u64(), Some(v4));
+    assert_eq!(view["document"]["access"]["credentials"][0]["pin"], "set");
+    assert!(!view.to_string().contains("9876"), "{view}");
+    assert_eq!(view["problems"], json!([]));
+    assert_eq!(view["edges"][0]["version"], Value::Null);
+    assert_eq!(view["edges"][0]["in_sync"], false);
+
+    // The edge reports: refused, then applied.
+    let refused =
+        json!({ "version": v4, "applied": false, "problems": ["access: door front: lock lock-1 is not a lock"] });
+    data(&send(&state, json_request("POST", "/api/edge/config/report", Some(&a.edge_token), &refused)).await);
+    let view = data(&send(&state, bare_request("GET", &site_path, Some(&viewer))).await);
+    assert_eq!(view["edges"][0]["in_sync"], false);
+    assert_eq!(view["edges"][0]["problems"]["problems"][0], "access: door front: lock lock-1 is not a lock");
+    let applied = json!({ "version": v4, "applied": true });
+    data(&send(&state, json_request("POST", "/api/edge/config/report", Some(&a.edge_token), &applied)).await);
+    let view = data(&send(&state, bare_request("GET", &site_path, Some(&viewer))).await);
+    assert_eq!((view["edges"][0]["version"].as_u64(), view["edges"][0]["in_sync"].as_bool()), (Some(v4), Some(true)));
+    assert_eq!(view["edges"][0]["problems"], Value::Null);
+    let edges = data(&send(&state, bare_request("GET", "/api/edges", Some(&viewer))).await);
+    assert_eq!(edges[0]["config_version"].as_u64(), Some(v4));
+
+    // Contradictory or oversized reports are refused.
+    let bad = json!({ "version": v4, "applied": true, "problems": ["x"] });
+    send(&state, json_request("POST", "/api/edge/config/report", Some(&a.edge_token), &bad))
+        .await
+        .error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    send(&state, bare_request("GET", "/api/edge/config?wait=31", Some(&a.edge_token)))
+        .await
+        .error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+}
+
+#[tokio::test]
+async fn an_access_configuration_the_edge_would_refuse_is_refused_with_every_problem() {
+    let state = fresh_state().await;
+    let a = provision(&state, "acme").await;
+    let admin = token_for(&state, a.tenant_id, "admin@acme.test", Role::Admin).await;
+    let security = token_for(&state, a.tenant_id, "sec@acme.test", Role::Security).await;
+    let path = format!("/api/sites/{}/config/access", a.site_id);
+    let before = data(&send(&state, bare_request("GET", "/api/edge/config", Some(&a.edge_token))).await);
+
+    let mut bad = access();
+    bad["groups"][0]["schedule"] = json!("no-such-schedule");
+    bad["schedules"][0]["windows"][0]["end"] = json!("25:99");
+    let err = send(&state, json_request("PUT", &path, Some(&admin), &bad))
+        .await
+        .error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    let message = err.to_string();
+    assert!(message.contains("no-such-schedule") && message.contains("25:99"), "{message}");
+    for (body, needle) in [
+        (json!({ "people": [] }), "people"),
+        (json!({ "doors": "front" }), "expected a sequence"),
+        (json!([1, 2]), "object"),
+        (json!({ "unknown_key": 1 }), "unknown_key"),
+    ] {
+        let err = send(&state, json_request("PUT", &path, Some(&admin), &body))
+            .await
+            .error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert!(err.to_string().contains(needle), "{needle}: {err}");
+    }
+    // Only administrators set it; nothing changed for the edge.
+    send(&state, json_request("PUT", &path, Some(&security), &access()))
+        .await
+        .error(StatusCode::FORBIDDEN, "FORBIDDEN");
+    let after = data(&send(&state, bare_request("GET", "/api/edge/config", Some(&a.edge_token))).await);
+    assert_eq!(after["version"], before["version"]);
+
+    // A valid one is a new version carrying it.
+    let v = before["version"].as_u64().unwrap();
+    data(&send(&state, json_request("PUT", &path, Some(&admin), &access())).await);
+    let doc =
+        data(&send(&state, bare_request("GET", &format!("/api/edge/config?after={v}"), Some(&a.edge_token))).await);
+    assert_eq!(doc["access"]["groups"][0]["id"], "staff");
+}
