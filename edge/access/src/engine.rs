@@ -316,6 +316,14 @@ impl AccessEngine {
         if got <= current {
             return Err(EngineError::StaleRevision { current, got });
         }
+        self.install_policy(policy);
+        Ok(())
+    }
+
+    /// Installs `policy` whatever its revision: for a caller that orders versions itself (the
+    /// cloud's configuration sync, or a return to the local file when the cloud stops managing
+    /// doors). Live state is kept for doors that still exist; lockdowns stay.
+    pub fn install_policy(&mut self, policy: Policy) {
         let mut doors = HashMap::new();
         for d in &policy.doc.doors {
             let state = self.doors.remove(&d.id).unwrap_or(DoorState { locked: true, ..Default::default() });
@@ -323,7 +331,14 @@ impl AccessEngine {
         }
         self.doors = doors;
         self.policy = policy;
-        Ok(())
+    }
+
+    /// The issuer confirmed at `at` that the document is still its current one: the offline
+    /// validity (`max_offline_hours`) now runs from `at`. An older confirmation changes nothing.
+    pub fn confirm_current(&mut self, at: DateTime<Utc>) {
+        if at > self.policy.doc.issued_at {
+            self.policy.doc.issued_at = at;
+        }
     }
 
     /// Whether the document has outlived its offline bound at `now`.

@@ -463,6 +463,33 @@ fn newer_revisions_replace_and_older_are_refused() {
 }
 
 #[test]
+fn an_installed_policy_replaces_whatever_its_revision_and_keeps_lockdowns() {
+    let mut e = engine();
+    let t = at("2026-11-25 10:00");
+    e.lockdown(Lockdown { id: "l".into(), priority: 5, doors: None, until: None, override_groups: vec![] }, t);
+    let mut d = doc();
+    d.revision = 1;
+    d.credentials[0].revoked = true;
+    e.install_policy(Policy::compile(d).unwrap());
+    assert_eq!(e.policy().document().revision, 1);
+    assert_eq!(e.active_lockdowns(t), vec![("l".to_owned(), 5)]);
+    check(&mut e, badge("r-front", "A1"), "2026-11-25 10:00", Reason::CredentialRevoked);
+}
+
+#[test]
+fn a_confirmation_moves_the_offline_bound_forward_only() {
+    // issued 2026-11-20 00:00 UTC, bound 1000 h → degraded from 2026-12-31 16:00 UTC.
+    let late = "2027-01-05 10:00";
+    let mut e = engine_with(|d| d.degraded = DegradedPolicy::DenyAll);
+    check(&mut e, badge("r-front", "C1"), late, Reason::DegradedDenyAll);
+    e.confirm_current(at("2026-11-01 00:00"));
+    check(&mut e, badge("r-front", "C1"), late, Reason::DegradedDenyAll);
+    e.confirm_current(at("2027-01-01 00:00"));
+    assert!(!e.is_degraded(at(late)));
+    assert_eq!(e.policy().document().issued_at, at("2027-01-01 00:00"));
+}
+
+#[test]
 fn documents_load_from_json_and_toml_files() {
     let dir = tempfile::tempdir().unwrap();
     let toml_path = dir.path().join("site.toml");

@@ -137,8 +137,11 @@ struct RawRules {
     lockdown_priority: u8,
 }
 
+/// Priority of lockdowns started by rules when `[rules]` does not say.
+pub const DEFAULT_RULE_LOCKDOWN_PRIORITY: u8 = 10;
+
 fn default_rule_lockdown_priority() -> u8 {
-    10
+    DEFAULT_RULE_LOCKDOWN_PRIORITY
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,6 +209,12 @@ struct RawCloud {
     /// Seconds between heartbeats (health reports) to the cloud.
     #[serde(default = "default_heartbeat_secs")]
     heartbeat_secs: u64,
+    /// Pull the site's configuration (doors, people, credentials, rules) from the cloud.
+    #[serde(default = "yes")]
+    config_sync: bool,
+    /// Where the last configuration from the cloud is kept (default `site-config.json` beside the
+    /// spool directory); the edge boots from it when the cloud is unreachable.
+    config_state: Option<PathBuf>,
 }
 
 fn default_heartbeat_secs() -> u64 {
@@ -417,7 +426,8 @@ pub struct MqttSettings {
 /// `[rules]`, validated.
 #[derive(Debug, Clone)]
 pub struct RulesSettings {
-    pub file: PathBuf,
+    /// `None`: no local rule file (rules come from the cloud only).
+    pub file: Option<PathBuf>,
     pub history: PathBuf,
     pub lockdown_priority: u8,
 }
@@ -438,6 +448,8 @@ pub struct CloudConfig {
     pub retry_min: Duration,
     pub retry_max: Duration,
     pub heartbeat: Duration,
+    pub config_sync: bool,
+    pub config_state: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -767,7 +779,7 @@ impl Config {
             }
         });
         let rules = raw.rules.as_ref().map(|r| RulesSettings {
-            file: r.file.clone(),
+            file: Some(r.file.clone()),
             history: r.history.clone().unwrap_or_else(|| {
                 let spool = &raw.spool.path;
                 spool.parent().unwrap_or(spool).join("rules-history.jsonl")
@@ -790,6 +802,11 @@ impl Config {
                 retry_min: Duration::from_millis(c.retry_min_ms),
                 retry_max: Duration::from_millis(c.retry_max_ms),
                 heartbeat: Duration::from_secs(c.heartbeat_secs),
+                config_sync: c.config_sync,
+                config_state: c.config_state.clone().unwrap_or_else(|| {
+                    let spool = &raw.spool.path;
+                    spool.parent().unwrap_or(spool).join("site-config.json")
+                }),
             },
             spool_path: raw.spool.path,
             spool_max_bytes: raw.spool.max_mb.saturating_mul(1 << 20),
@@ -852,8 +869,8 @@ impl Config {
                 Err(e) => p.push(format!("access.site_document: {e}")),
             }
         }
-        if let Some(r) = &self.rules {
-            match edge_rules::RuleSet::load(&r.file).map(|set| set.compile()) {
+        if let Some(file) = self.rules.as_ref().and_then(|r| r.file.as_ref()) {
+            match edge_rules::RuleSet::load(file).map(|set| set.compile()) {
                 Ok(Ok(_)) => {}
                 Ok(Err(problems)) => {
                     p.extend(problems.iter().map(|problem| format!("rules.file: {problem}")));

@@ -99,6 +99,8 @@ impl FrameSlots {
     }
 
     /// Starts or stops analysing one camera (its stream keeps running); `false` for an unknown camera.
+    /// Stopping returns once a frame being analysed for the camera is finished (at most ~2 s), so
+    /// nothing is analysed after it returns. Blocks: call it off the async runtime.
     pub fn set_analysis(&self, camera: &str, on: bool) -> bool {
         let mut st = self.lock();
         let Some(slot) = st.slots.iter_mut().find(|s| &*s.camera == camera) else { return false };
@@ -106,7 +108,19 @@ impl FrameSlots {
         if !on {
             slot.pending = None;
         }
-        slot.stats.lock().unwrap_or_else(|p| p.into_inner()).paused = !on;
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while !on && std::time::Instant::now() < deadline {
+            if st.slots.iter().find(|s| &*s.camera == camera).is_none_or(|s| s.job.is_some()) {
+                break;
+            }
+            drop(st);
+            std::thread::sleep(Duration::from_millis(5));
+            st = self.lock();
+        }
+        // Shown as paused only once nothing of the camera is being analysed any more.
+        if let Some(slot) = st.slots.iter().find(|s| &*s.camera == camera) {
+            slot.stats.lock().unwrap_or_else(|p| p.into_inner()).paused = !on;
+        }
         true
     }
 

@@ -93,6 +93,48 @@ pub enum Control {
         params: Option<serde_json::Value>,
         by: String,
     },
+    /// A new site document (the cloud's configuration, or the local file again): decides from now on.
+    InstallAccess(NewPolicy),
+    /// The cloud confirmed at this instant that the document is still current (offline validity).
+    ConfirmAccess(DateTime<Utc>),
+}
+
+/// A checked site document on its way to the access engine.
+#[derive(Debug, Clone)]
+pub struct NewPolicy(pub Box<edge_access::Policy>);
+
+impl PartialEq for NewPolicy {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.document() == other.0.document()
+    }
+}
+
+/// The site's doors as the access engine knows them now, for the stages that address doors by id,
+/// zone or lock (rules, remote commands). Updated when a new site document is installed.
+#[derive(Debug, Clone, Default)]
+pub struct SiteDoors(Arc<std::sync::RwLock<Vec<DoorRef>>>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoorRef {
+    pub id: String,
+    pub zone: String,
+    pub lock: String,
+}
+
+impl SiteDoors {
+    pub fn set(&self, policy: &edge_access::Policy) {
+        let doors = policy
+            .document()
+            .doors
+            .iter()
+            .map(|d| DoorRef { id: d.id.clone(), zone: d.zone.clone(), lock: d.lock.clone() })
+            .collect();
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = doors;
+    }
+
+    pub fn snapshot(&self) -> Vec<DoorRef> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// What a [`Control`] did: `Ok(summary)` or `Err(reason)`.
@@ -123,6 +165,8 @@ pub struct DevicesStage {
     pub registry: Arc<edge_mqtt::DeviceRegistry>,
     /// Copies of every event for the rules stage.
     pub tap: crate::rules::EventTap,
+    /// Kept in step with the engine's document.
+    pub doors: SiteDoors,
 }
 
 impl DevicesStage {
@@ -360,6 +404,29 @@ impl DevicesStage {
                 tracing::info!(%device, %action, %by, %id, "Device command sent.");
                 Ok(format!("{action} sent to {device} (command {id})"))
             }
+            Control::InstallAccess(NewPolicy(policy)) => {
+                let d = policy.document();
+                let summary = format!(
+                    "site document revision {} ({} doors, {} people, {} credentials)",
+                    d.revision,
+                    d.doors.len(),
+                    d.people.len(),
+                    d.credentials.len()
+                );
+                self.doors.set(&policy);
+                match &mut self.engine {
+                    Some(engine) => engine.install_policy(*policy),
+                    None => self.engine = Some(AccessEngine::new(*policy)),
+                }
+                tracing::info!(%summary, "Site document installed.");
+                Ok(summary)
+            }
+            Control::ConfirmAccess(at) => {
+                if let Some(engine) = &mut self.engine {
+                    engine.confirm_current(at);
+                }
+                Ok(format!("site document confirmed current at {at}"))
+            }
             order => {
                 let Some(engine) = &mut self.engine else { return Err("this edge has no [access] section".into()) };
                 match order {
@@ -406,7 +473,9 @@ impl DevicesStage {
                             Err(format!("refused: {}", refused.join("; ")))
                         }
                     }
-                    Control::DeviceCommand { .. } => Err("unreachable".into()),
+                    Control::DeviceCommand { .. } | Control::InstallAccess(_) | Control::ConfirmAccess(_) => {
+                        Err("unreachable".into())
+                    }
                 }
             }
         };
@@ -569,6 +638,8 @@ async fn write_journal(
 pub struct DevicesBuilt {
     mqtt: edge_mqtt::Mqtt,
     engine: Option<AccessEngine>,
+    /// The site's doors, shared with the rules and remote stages.
+    pub doors: SiteDoors,
     ack_timeout: Duration,
     heartbeat_timeout: Duration,
     pub stats: Arc<DeviceStats>,
@@ -580,12 +651,26 @@ pub struct DevicesBuilt {
 impl DevicesBuilt {
     /// Loads the device registry and the site document, starts the embedded broker and binds the
     /// device port. Every failure here stops the daemon before anything runs.
-    pub async fn build(cfg: &crate::config::Config) -> anyhow::Result<Option<DevicesBuilt>> {
+    /// `cloud_access` is the site document of the last configuration the cloud pushed (persisted),
+    /// which takes the place of the local file's.
+    pub async fn build(
+        cfg: &crate::config::Config,
+        cloud_access: Option<edge_access::Policy>,
+    ) -> anyhow::Result<Option<DevicesBuilt>> {
         use anyhow::Context;
         let Some(m) = &cfg.mqtt else { return Ok(None) };
         let registry = edge_mqtt::DeviceRegistry::load(&m.devices)?;
-        let engine = match &cfg.access {
-            Some(a) => {
+        let engine = match (cloud_access, &cfg.access) {
+            (Some(policy), _) => {
+                tracing::info!(
+                    revision = policy.document().revision,
+                    doors = policy.document().doors.len(),
+                    people = policy.document().people.len(),
+                    "Site document from the cloud's last configuration."
+                );
+                Some(AccessEngine::new(policy))
+            }
+            (None, Some(a)) => {
                 let doc = edge_access::SiteDocument::load(&a.site_document)?;
                 let policy = edge_access::Policy::compile(doc)?;
                 tracing::info!(
@@ -596,8 +681,12 @@ impl DevicesBuilt {
                 );
                 Some(AccessEngine::new(policy))
             }
-            None => None,
+            (None, None) => None,
         };
+        let doors = SiteDoors::default();
+        if let Some(e) = &engine {
+            doors.set(e.policy());
+        }
         let devices = registry.devices().count();
         let tls = m.tls.as_ref().map(|(listen, cert, key)| edge_mqtt::TlsListenerConfig {
             listen: *listen,
@@ -617,26 +706,11 @@ impl DevicesBuilt {
             control_rx,
             mqtt,
             engine,
+            doors,
             ack_timeout: m.ack_timeout,
             heartbeat_timeout: m.heartbeat_timeout,
             stats: Arc::new(DeviceStats::default()),
         }))
-    }
-
-    /// `(door, lock device)` of every door in the site document.
-    pub fn door_locks(&self) -> Vec<(String, String)> {
-        self.engine
-            .as_ref()
-            .map(|e| e.policy().document().doors.iter().map(|d| (d.id.clone(), d.lock.clone())).collect())
-            .unwrap_or_default()
-    }
-
-    /// `(door, zone)` of every door in the site document.
-    pub fn doors(&self) -> Vec<(String, String)> {
-        self.engine
-            .as_ref()
-            .map(|e| e.policy().document().doors.iter().map(|d| (d.id.clone(), d.zone.clone())).collect())
-            .unwrap_or_default()
     }
 
     /// Address devices connect to.
@@ -685,6 +759,7 @@ impl DevicesBuilt {
             heartbeat_timeout: self.heartbeat_timeout,
             registry,
             tap,
+            doors: self.doors,
         };
         tasks.spawn(
             stage

@@ -46,6 +46,7 @@ pub fn health(stats: &EdgeStats, spool: &Spool, spool_dir: &std::path::Path, sta
         },
         "disk_free_bytes": edge_video::record::statvfs_free_space(spool_dir).ok(),
         "events_lost": stats.detect.events_lost.load(Relaxed),
+        "config": stats.config.snapshot(),
     })
 }
 

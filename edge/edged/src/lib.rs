@@ -12,6 +12,7 @@
 pub mod config;
 pub mod detect;
 pub mod devices;
+pub mod downlink;
 mod eviction;
 pub mod heartbeat;
 pub mod media;

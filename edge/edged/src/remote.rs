@@ -66,7 +66,7 @@ pub fn plan(cmd: &RemoteCommand, doors: &DoorLocks) -> Plan {
 pub struct RemoteStage {
     pub uplink: Uplink,
     pub control: Option<mpsc::Sender<(Control, ControlReply)>>,
-    pub doors: DoorLocks,
+    pub doors: crate::devices::SiteDoors,
     pub backoff: Backoff,
     /// The cameras' analysis slots, for stream start/stop.
     pub slots: Option<std::sync::Arc<crate::detect::FrameSlots>>,
@@ -136,11 +136,18 @@ impl RemoteStage {
             tracing::warn!(id = %cmd.id, device = %cmd.device, command = %cmd.command, "Remote command expired before it arrived; not run.");
             return ("expired".into(), format!("arrived after {}", cmd.expires_at.to_rfc3339()));
         }
-        let order = match plan(cmd, &self.doors) {
+        let doors: DoorLocks = self.doors.snapshot().into_iter().map(|d| (d.id, d.lock)).collect();
+        let order = match plan(cmd, &doors) {
             Plan::Run(order) => order,
             Plan::Refuse(why) => return ("failed".into(), why),
             Plan::Stream { camera, on } => {
-                let known = self.slots.as_ref().is_some_and(|s| s.set_analysis(&camera, on));
+                let known = match self.slots.clone() {
+                    Some(slots) => {
+                        let camera = camera.clone();
+                        tokio::task::spawn_blocking(move || slots.set_analysis(&camera, on)).await.unwrap_or(false)
+                    }
+                    None => false,
+                };
                 let verb = if on { "started" } else { "stopped" };
                 tracing::info!(id = %cmd.id, %camera, on, known, "Remote stream command.");
                 return if known {

@@ -64,6 +64,9 @@ impl EventTap {
     }
 }
 
+/// A new rule set for the running stage (a configuration push), answered once it is in place.
+pub type RulesReload = (edge_rules::CompiledRules, oneshot::Sender<()>);
+
 /// Saving clips for `start_recording` / `save_clip` actions.
 pub trait Recording: Send + Sync {
     /// Keeps `pre` before and `post` after now from `camera`; returns what was scheduled.
@@ -93,8 +96,8 @@ pub struct RulesStage {
     pub engine: Engine,
     /// Doors and devices; `None` without `[mqtt]`.
     pub control: Option<mpsc::Sender<(Control, ControlReply)>>,
-    /// `(door id, zone)` from the site document, to resolve `"zone"` selectors.
-    pub doors: Vec<(String, String)>,
+    /// The site's doors (ids and zones), to resolve `"zone"` selectors.
+    pub doors: crate::devices::SiteDoors,
     /// `(camera id, zone)`.
     pub cameras: Vec<(String, Option<String>)>,
     pub recording: Option<Arc<dyn Recording>>,
@@ -113,7 +116,12 @@ impl std::fmt::Debug for RulesStage {
 }
 
 impl RulesStage {
-    pub async fn run(mut self, mut events: mpsc::Receiver<Event>, cancel: CancellationToken) {
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<Event>,
+        mut reload: mpsc::Receiver<RulesReload>,
+        cancel: CancellationToken,
+    ) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -128,6 +136,14 @@ impl RulesStage {
                     None => break,
                 },
                 _ = tick.tick() => self.engine.on_tick(Utc::now()),
+                Some((rules, done)) = reload.recv() => {
+                    tracing::info!(revision = rules.revision(), rules = rules.len(), "Rules replaced.");
+                    self.stats.revision.store(rules.revision(), Relaxed);
+                    self.stats.rules.store(rules.len() as u64, Relaxed);
+                    self.engine.replace(rules);
+                    let _ = done.send(());
+                    continue;
+                }
             };
             for outcome in outcomes {
                 self.execute(outcome).await;
@@ -179,9 +195,9 @@ impl RulesStage {
         match sel {
             Selector::All => None,
             Selector::Ids(ids) => Some(ids.clone()),
-            Selector::Zone => {
-                Some(self.doors.iter().filter(|(_, z)| Some(z.as_str()) == zone).map(|(d, _)| d.clone()).collect())
-            }
+            Selector::Zone => Some(
+                self.doors.snapshot().into_iter().filter(|d| Some(d.zone.as_str()) == zone).map(|d| d.id).collect(),
+            ),
         }
     }
 

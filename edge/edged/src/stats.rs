@@ -14,6 +14,8 @@ pub struct EdgeStats {
     pub detect: Arc<DetectStats>,
     pub uplink: Arc<UplinkStats>,
     pub eviction: crate::eviction::EvictionAlerts,
+    /// The configuration from the cloud.
+    pub config: Arc<crate::downlink::DownlinkStats>,
 }
 
 #[derive(Debug, Default)]

@@ -172,6 +172,7 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
             "last_success_micros": (last_success > 0).then_some(last_success),
             "last_error": u.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         },
+        "config": s.stats.config.snapshot(),
     }))
 }
 

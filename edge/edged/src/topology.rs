@@ -14,7 +14,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{CameraEntry, Config, Secret};
+use crate::config::{CameraEntry, Config, RulesSettings, Secret};
 use crate::detect::{AnyDetector, CameraJob, DetectStage, FrameSlots};
 use crate::devices::DevicesBuilt;
 use crate::media::CameraMedia;
@@ -76,18 +76,40 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
         .await
         .with_context(|| format!("bind status endpoint {}", cfg.status_listen))?;
     let status_addr = listener.local_addr()?;
-    let devices = DevicesBuilt::build(cfg).await?;
-    let rules = match &cfg.rules {
-        Some(r) => {
-            let set = edge_rules::RuleSet::load(&r.file).with_context(|| format!("rules {}", r.file.display()))?;
-            let compiled = set.compile().map_err(|problems| {
-                let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                anyhow::anyhow!("rules {}:\n  - {}", r.file.display(), list.join("\n  - "))
-            })?;
-            tracing::info!(file = %r.file.display(), revision = compiled.revision(), rules = compiled.len(), "Rules loaded.");
+    // The cloud's last configuration (kept on disk) takes the place of the local files' parts.
+    let (kept, kept_access, kept_rules) =
+        match cfg.cloud.config_sync.then(|| crate::downlink::load(&cfg.cloud.config_state)).flatten() {
+            Some((doc, checked)) => (Some(doc), checked.access, checked.rules),
+            None => (None, None, None),
+        };
+    let devices = DevicesBuilt::build(cfg, kept_access).await?;
+    let rules = match (&cfg.rules, kept_rules) {
+        (Some(r), Some(compiled)) => Some((r.clone(), compiled)),
+        (Some(r), None) => {
+            let compiled = match &r.file {
+                Some(file) => {
+                    let set = edge_rules::RuleSet::load(file).with_context(|| format!("rules {}", file.display()))?;
+                    let compiled = set.compile().map_err(|problems| {
+                        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                        anyhow::anyhow!("rules {}:\n  - {}", file.display(), list.join("\n  - "))
+                    })?;
+                    tracing::info!(file = %file.display(), revision = compiled.revision(), rules = compiled.len(), "Rules loaded.");
+                    compiled
+                }
+                None => edge_rules::CompiledRules::empty(),
+            };
             Some((r.clone(), compiled))
         }
-        None => None,
+        // No rule file: the stage still runs when the cloud may push rules.
+        (None, kept) if cfg.cloud.config_sync => Some((
+            RulesSettings {
+                file: None,
+                history: cfg.spool_path.parent().unwrap_or(&cfg.spool_path).join("rules-history.jsonl"),
+                lockdown_priority: crate::config::DEFAULT_RULE_LOCKDOWN_PRIORITY,
+            },
+            kept.unwrap_or_else(edge_rules::CompiledRules::empty),
+        )),
+        (None, _) => None,
     };
     let (tap, tap_rx) = match &rules {
         Some(_) => {
@@ -239,12 +261,12 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
 
     // --- devices: MQTT front → hub → devices (access decisions, locks, telemetry) → spool ---
     let control = devices.as_ref().map(|d| d.control.clone());
-    let doors = devices.as_ref().map(DevicesBuilt::doors).unwrap_or_default();
+    let doors = devices.as_ref().map(|d| d.doors.clone()).unwrap_or_default();
     // --- remote commands: cloud queue (long-poll) → devices stage → acknowledgement ---
     let remote = crate::remote::RemoteStage {
         uplink: uplink.clone(),
         control: control.clone(),
-        doors: devices.as_ref().map(DevicesBuilt::door_locks).unwrap_or_default(),
+        doors: doors.clone(),
         backoff: Backoff::new(cfg.cloud.retry_min, cfg.cloud.retry_max),
         slots: Some(slots_for_remote),
     };
@@ -254,6 +276,28 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
     ));
     if let Some(d) = devices {
         d.spawn(&tasks, cancel, cfg, spool.clone(), spooled.clone(), tap.clone());
+    }
+
+    // --- down link: the cloud's configuration (long-poll) → devices + rules stages, kept on disk ---
+    let (reload_tx, reload_rx) = mpsc::channel(1);
+    if cfg.cloud.config_sync {
+        let downlink = crate::downlink::Downlink {
+            uplink: uplink.clone(),
+            path: cfg.cloud.config_state.clone(),
+            current: kept,
+            control: control.clone(),
+            rules: reload_tx,
+            local: crate::downlink::LocalFiles {
+                access: cfg.access.as_ref().map(|a| a.site_document.clone()),
+                rules: cfg.rules.as_ref().and_then(|r| r.file.clone()),
+            },
+            backoff: Backoff::new(cfg.cloud.retry_min, cfg.cloud.retry_max),
+            stats: stats.config.clone(),
+        };
+        tasks.spawn(tracing::Instrument::instrument(
+            downlink.run(cancel.child_token()),
+            tracing::info_span!("stage", stage = "downlink"),
+        ));
     }
 
     // --- rules: every event (tap) → engine → doors, devices, alerts, recordings ---
@@ -278,7 +322,7 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
             stats,
         };
         tasks.spawn(tracing::Instrument::instrument(
-            stage.run(rx, cancel.child_token()),
+            stage.run(rx, reload_rx, cancel.child_token()),
             tracing::info_span!("stage", stage = "rules"),
         ));
     }

@@ -142,11 +142,11 @@ impl Edge {
         let cfg = Config::from_toml(&text).unwrap();
         let spool = edge_spool::Spool::open(&dir.path().join("spool")).unwrap();
 
-        let built = DevicesBuilt::build(&cfg).await.unwrap().unwrap();
+        let built = DevicesBuilt::build(&cfg, None).await.unwrap().unwrap();
         let addr = built.local_addr();
         let stats = built.stats.clone();
         let control = built.control.clone();
-        let doors = built.doors();
+        let doors = built.doors.clone();
         let tasks = TaskTracker::new();
         let cancel = CancellationToken::new();
         let (tap, tap_rx) = match rules {
@@ -175,7 +175,8 @@ impl Edge {
                     history: dir.path().join("rules-history.jsonl"),
                     stats: stats.clone(),
                 };
-                tasks.spawn(stage.run(rx, cancel.clone()));
+                let (_, reload) = tokio::sync::mpsc::channel(1);
+                tasks.spawn(stage.run(rx, reload, cancel.clone()));
                 Some(stats)
             }
             _ => None,

@@ -172,6 +172,46 @@ impl Uplink {
         Self::ok_body(response).await.map(drop)
     }
 
+    /// Long-polls for a configuration newer than `after` (at most `wait`, up to 30 s): the document,
+    /// or `None` when the version the edge has is still the site's current one.
+    pub async fn fetch_config(
+        &self,
+        after: u64,
+        wait: Duration,
+    ) -> Result<Option<vigil_proto::SiteConfig>, UplinkError> {
+        let secs = wait.as_secs().min(30);
+        let response = self
+            .client
+            .get(format!("{}{}?after={after}&wait={secs}", self.base, vigil_proto::config::EDGE_CONFIG_PATH))
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(secs + 15))
+            .send()
+            .await
+            .map_err(|e| UplinkError::Unavailable(error_chain(&e)))?;
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        let bytes = Self::ok_body(response).await?;
+        let envelope: Envelope<vigil_proto::SiteConfig> =
+            serde_json::from_slice(&bytes).map_err(|e| UplinkError::Protocol(e.to_string()))?;
+        Ok(Some(envelope.data))
+    }
+
+    /// Reports what the edge did with a configuration version.
+    pub async fn report_config(&self, report: &vigil_proto::ConfigReport) -> Result<(), UplinkError> {
+        let body = serde_json::to_string(report).map_err(|e| UplinkError::Protocol(e.to_string()))?;
+        let response = self
+            .client
+            .post(format!("{}{}", self.base, vigil_proto::config::EDGE_CONFIG_REPORT_PATH))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| UplinkError::Unavailable(error_chain(&e)))?;
+        Self::ok_body(response).await.map(drop)
+    }
+
     /// Reports the edge's health (`POST /api/edge/heartbeat`).
     pub async fn heartbeat(&self, health: &serde_json::Value) -> Result<(), UplinkError> {
         let response = self
