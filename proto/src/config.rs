@@ -2,7 +2,8 @@
 //!
 //! One document carries everything an edge decides with offline, each part in the shape its own
 //! engine reads: `access` is an `edge-access` site document (people, credentials, groups, areas,
-//! doors, schedules, holidays, offline policy) and `rules` an `edge-rules` rule set. The parts stay
+//! doors, schedules, holidays, offline policy), `rules` an `edge-rules` rule set and `cameras` each
+//! camera's analytics (motion gating, filters, lines, zones). The parts stay
 //! opaque JSON here so this crate does not depend on the engines; the cloud checks a document with
 //! those engines before it serves it, and the edge checks it again before applying it.
 //!
@@ -39,6 +40,9 @@ pub struct SiteConfig {
     /// The `edge-rules` rule set, when the cloud manages rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules: Option<serde_json::Value>,
+    /// Analytics per camera (`[{id, motion, filters, lines, zones}]`), when the cloud manages them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cameras: Option<serde_json::Value>,
 }
 
 /// What an edge did with a configuration version.

@@ -103,6 +103,7 @@ impl Modify for BearerAuth {
         routes::edge::list_edges,
         routes::site_config::show,
         routes::site_config::set_access,
+        routes::site_config::set_cameras,
         routes::site_config::edge_fetch,
         routes::site_config::edge_report,
         routes::detections::recent,

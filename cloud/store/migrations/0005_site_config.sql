@@ -1,8 +1,8 @@
 -- The down link: a versioned configuration document per site, pulled by the site's edge.
 --
 -- What an edge runs is composed from the site's own configuration (`site_configs.access`: doors,
--- areas, access groups, schedules, holidays, offline policy), the tenant's people and credentials,
--- and the tenant's rules. `sites.config_version` is bumped by triggers in the same transaction as
+-- areas, access groups, schedules, holidays, offline policy; `site_configs.cameras`: each camera's
+-- analytics), the tenant's people and credentials, and the tenant's rules. `sites.config_version` is bumped by triggers in the same transaction as
 -- any change to one of those, so a reader that takes the version and the parts in one statement
 -- always sees a consistent pair, and an edge waiting for "a version after N" never misses a change.
 
@@ -11,7 +11,9 @@ ALTER TABLE sites ADD COLUMN config_version bigint NOT NULL DEFAULT 1;
 CREATE TABLE site_configs (
     site_id     uuid        PRIMARY KEY,
     tenant_id   uuid        NOT NULL,
-    access      jsonb       NOT NULL DEFAULT '{}',
+    -- NULL: the cloud does not manage this part; the edge keeps its local file's.
+    access      jsonb,
+    cameras     jsonb,
     updated_by  uuid,
     updated_at  timestamptz NOT NULL DEFAULT now(),
     FOREIGN KEY (site_id, tenant_id) REFERENCES sites (id, tenant_id) ON DELETE CASCADE

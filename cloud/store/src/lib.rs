@@ -48,7 +48,7 @@ pub use people::{Credential, NewCredential, Person};
 pub use resources::{Camera, CameraUpdate, NewCamera, Sensor, Site, SiteScope, StreamCommand, StreamStatus, Zone};
 pub use rules::{Rule, RuleExecution, RuleSpec, Webhook};
 pub use scope::Tx;
-pub use site_config::SiteConfigParts;
+pub use site_config::{SiteConfigParts, SitePart};
 pub use tenancy::{EdgeIdentity, Provisioned, TenantId};
 pub use users::{IssuedRefresh, NewUser, OutboxMessage, Refreshed, Role, User, UserUpdate};
 

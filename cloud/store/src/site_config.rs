@@ -5,7 +5,6 @@
 //! transaction as any change to a part, and [`Store::site_config_parts`] reads the version and every
 //! part in one statement (one snapshot), so a version always names exactly one content.
 
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::{EdgeIdentity, SiteScope, Store, StoreError, TenantId};
@@ -15,11 +14,11 @@ use crate::{EdgeIdentity, SiteScope, Store, StoreError, TenantId};
 pub struct SiteConfigParts {
     pub version: i64,
     pub timezone: String,
-    /// The site's own access configuration (doors, areas, groups, schedules, holidays, policy):
-    /// `{}` until an administrator sets one.
-    pub access: serde_json::Value,
-    /// When `access` was last set (`None`: never).
-    pub access_updated_at: Option<DateTime<Utc>>,
+    /// The site's own access configuration (doors, areas, groups, schedules, holidays, policy);
+    /// `None` until an administrator sets one.
+    pub access: Option<serde_json::Value>,
+    /// Each camera's analytics (`[{id, motion, filters, lines, zones}]`); `None` until set.
+    pub cameras: Option<serde_json::Value>,
     /// The tenant's people: `[{id, name, groups, enabled}]`.
     pub people: serde_json::Value,
     /// The tenant's credentials, PINs included (for the edge only): `[{id, person, badge, pin,
@@ -29,9 +28,15 @@ pub struct SiteConfigParts {
     pub rules: serde_json::Value,
 }
 
+/// A part of the site's own configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SitePart {
+    Access,
+    Cameras,
+}
+
 const PARTS_SQL: &str = "\
-SELECT s.config_version AS version, s.timezone, COALESCE(c.access, '{}'::jsonb) AS access, \
-       c.updated_at AS access_updated_at, \
+SELECT s.config_version AS version, s.timezone, c.access, c.cameras, \
        (SELECT COALESCE(jsonb_agg(jsonb_build_object('id', p.id, 'name', p.name, 'groups', p.groups, \
                 'enabled', p.enabled) ORDER BY p.id), '[]'::jsonb) \
           FROM people p WHERE p.tenant_id = $1) AS people, \
@@ -74,13 +79,14 @@ impl Store {
         Ok(v)
     }
 
-    /// Sets the site's own access configuration; returns the new configuration version, or `None`
-    /// for a site that does not exist for this tenant.
-    pub async fn set_site_access(
+    /// Sets one part of the site's own configuration (`part`: `access` or `cameras`); returns the
+    /// new configuration version, or `None` for a site that does not exist for this tenant.
+    pub async fn set_site_config_part(
         &self,
         tenant: TenantId,
         site: Uuid,
-        access: &serde_json::Value,
+        part: SitePart,
+        value: &serde_json::Value,
         by: Option<Uuid>,
     ) -> Result<Option<i64>, StoreError> {
         let mut tx = self.tenant_tx(tenant).await?;
@@ -93,14 +99,18 @@ impl Store {
         if exists.is_none() {
             return Ok(None);
         }
-        sqlx::query(
-            "INSERT INTO site_configs (site_id, tenant_id, access, updated_by) VALUES ($2, $1, $3, $4) \
-             ON CONFLICT (site_id) DO UPDATE SET access = EXCLUDED.access, updated_by = EXCLUDED.updated_by, \
-             updated_at = now()",
-        )
+        let column = match part {
+            SitePart::Access => "access",
+            SitePart::Cameras => "cameras",
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO site_configs (site_id, tenant_id, {column}, updated_by) VALUES ($2, $1, $3, $4) \
+             ON CONFLICT (site_id) DO UPDATE SET {column} = EXCLUDED.{column}, updated_by = EXCLUDED.updated_by, \
+             updated_at = now()"
+        )))
         .bind(tenant.as_uuid())
         .bind(site)
-        .bind(access)
+        .bind(value)
         .bind(by)
         .execute(&mut *tx)
         .await?;

@@ -120,6 +120,16 @@ impl AnalyzerConfig {
     }
 }
 
+/// The part of [`AnalyzerConfig`] a configuration push may change on a running camera.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SceneUpdate {
+    pub motion: Option<MotionConfig>,
+    pub full_frame_every_us: i64,
+    pub filter: ObjectFilter,
+    pub lines: Vec<LineConfig>,
+    pub zones: Vec<ZoneConfig>,
+}
+
 /// Where to run the detector on this frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
@@ -196,6 +206,23 @@ impl CameraAnalyzer {
             live: HashMap::new(),
             counts: AnalyzerCounts::default(),
         }
+    }
+
+    /// New analytics settings for this camera (a configuration push): object filter, motion
+    /// gating, full-frame cadence, lines and zones. Tracks and their ids continue, unchanged lines
+    /// keep their counters and unchanged zones who is inside; a changed motion configuration starts
+    /// a new background model.
+    pub fn reconfigure(&mut self, s: SceneUpdate) {
+        if s.motion != self.cfg.motion {
+            self.motion = s.motion.clone().map(MotionDetector::new);
+            self.moving_since = None;
+        }
+        self.scene.reconfigure(s.lines.clone(), s.zones.clone());
+        self.cfg.motion = s.motion;
+        self.cfg.full_frame_every_us = s.full_frame_every_us;
+        self.cfg.filter = s.filter;
+        self.cfg.lines = s.lines;
+        self.cfg.zones = s.zones;
     }
 
     pub fn config(&self) -> &AnalyzerConfig {

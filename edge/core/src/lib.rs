@@ -14,7 +14,7 @@ pub mod motion;
 pub mod scene;
 pub mod track;
 
-pub use analysis::{AnalyzerConfig, CameraAnalyzer, EventMode, ObjectFilter, Plan};
+pub use analysis::{AnalyzerConfig, CameraAnalyzer, EventMode, ObjectFilter, Plan, SceneUpdate};
 pub use backoff::Backoff;
 pub use detections::{ClassRule, Detected, EventContext, detections_to_events};
 pub use frame::Frame;

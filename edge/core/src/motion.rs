@@ -3,7 +3,7 @@
 
 use crate::geometry::{Point, Polygon, Rect};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MotionConfig {
     /// Width of the analysis grid in cells (height follows the aspect ratio).
     pub grid_width: u32,

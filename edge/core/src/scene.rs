@@ -113,6 +113,28 @@ impl Scene {
     }
 
     /// `(line id, in, out)` counters since start.
+    /// New lines and zones (a configuration push). Tracks continue; a line or zone whose id and
+    /// geometry are unchanged keeps its counters and who is inside it; the others start fresh
+    /// (objects already inside a new zone are reported as entering it when they next move).
+    pub fn reconfigure(&mut self, lines: Vec<LineConfig>, zones: Vec<ZoneConfig>) {
+        let mut old_lines = std::mem::take(&mut self.lines);
+        self.lines = lines
+            .into_iter()
+            .map(|cfg| match old_lines.iter().position(|l| l.cfg == cfg) {
+                Some(i) => old_lines.swap_remove(i),
+                None => LineState { cfg, count_in: 0, count_out: 0, anchors: HashMap::new() },
+            })
+            .collect();
+        let mut old_zones = std::mem::take(&mut self.zones);
+        self.zones = zones
+            .into_iter()
+            .map(|cfg| match old_zones.iter().position(|z| z.cfg == cfg) {
+                Some(i) => old_zones.swap_remove(i),
+                None => ZoneState { cfg, inside: HashMap::new() },
+            })
+            .collect();
+    }
+
     pub fn counts(&self) -> Vec<(String, u64, u64)> {
         self.lines.iter().map(|l| (l.cfg.id.clone(), l.count_in, l.count_out)).collect()
     }
@@ -271,6 +293,27 @@ mod tests {
         check(&mut s, &walk(0.30, 0.04, 0), &["start 1", "door In 1 (1/0)", "enter right 1"]);
         check(&mut s, &walk(0.74, -0.04, 6000), &["exit right 1", "door Out 1 (1/1)"]);
         assert_eq!(s.counts(), vec![("door".to_owned(), 1, 1)]);
+    }
+
+    #[test]
+    fn a_reconfiguration_keeps_unchanged_lines_and_zones_and_resets_changed_ones() {
+        let mut s = scene(None);
+        let walk = |from: f32, step: f32, t0: i64| -> Vec<(i64, Vec<Detected>)> {
+            (0..12).map(|i| (t0 + i * 500, vec![person(from + step * i as f32)])).collect()
+        };
+        check(&mut s, &walk(0.30, 0.04, 0), &["start 1", "door In 1 (1/0)", "enter right 1"]);
+        // Same door line and zone, plus a new line further right: counts and presence stay.
+        let door = LineConfig { id: "door".into(), a: pt(0.5, 0.0), b: pt(0.5, 1.0) };
+        let far = LineConfig { id: "far".into(), a: pt(0.2, 0.0), b: pt(0.2, 1.0) };
+        let right = s.zones[0].cfg.clone();
+        s.reconfigure(vec![far.clone(), door.clone()], vec![right.clone()]);
+        assert_eq!(s.counts(), vec![("far".to_owned(), 0, 0), ("door".to_owned(), 1, 0)]);
+        check(&mut s, &walk(0.74, -0.04, 6000), &["exit right 1", "door Out 1 (1/1)"]);
+        // The door line moved: a new line, counted from zero; the track keeps its id.
+        let moved = LineConfig { id: "door".into(), a: pt(0.4, 0.0), b: pt(0.4, 1.0) };
+        s.reconfigure(vec![moved], vec![]);
+        assert_eq!(s.counts(), vec![("door".to_owned(), 0, 0)]);
+        check(&mut s, &walk(0.30, 0.04, 12_000), &["door In 1 (1/0)"]);
     }
 
     #[test]

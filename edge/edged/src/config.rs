@@ -364,13 +364,13 @@ struct RawCamera {
     /// Main stream for recording (the detect stream `url` is usually the camera's sub-stream).
     record_url: Option<String>,
     #[serde(default)]
-    motion: crate::scene_config::RawMotion,
+    motion: edge_siteconfig::scene::RawMotion,
     #[serde(default)]
-    filters: crate::scene_config::RawFilters,
+    filters: edge_siteconfig::scene::RawFilters,
     #[serde(default)]
-    lines: Vec<crate::scene_config::RawLine>,
+    lines: Vec<edge_siteconfig::scene::RawLine>,
     #[serde(default)]
-    zones: Vec<crate::scene_config::RawZone>,
+    zones: Vec<edge_siteconfig::scene::RawZone>,
     #[serde(default)]
     record: RawRecord,
 }
@@ -473,7 +473,7 @@ pub struct CameraEntry {
     pub video: CameraConfig,
     /// Main stream for recording, when it differs from the detect stream.
     pub record_url: Option<String>,
-    pub scene: crate::scene_config::SceneSettings,
+    pub scene: edge_siteconfig::scene::SceneSettings,
     /// `Some` when this camera records (clips, and segments if continuous).
     pub record: Option<RecordSettings>,
 }
@@ -671,7 +671,8 @@ impl Config {
             {
                 p.push(format!("{at}.record_url: must be an rtsp:// or rtsps:// URL"));
             }
-            let scene = crate::scene_config::validate(&at, &cam.motion, &cam.filters, &cam.lines, &cam.zones, &mut p);
+            let scene =
+                edge_siteconfig::scene::validate(&at, &cam.motion, &cam.filters, &cam.lines, &cam.zones, &mut p);
             let r = &cam.record;
             let records = r.enabled.unwrap_or(cam.record_url.is_some()) && raw.media.is_some();
             if r.enabled == Some(true) && raw.media.is_none() {

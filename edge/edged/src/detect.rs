@@ -47,6 +47,8 @@ struct Slot {
     pending: Option<Frame>,
     /// `None` while a worker has it checked out.
     job: Option<CameraJob>,
+    /// New analytics settings waiting for the job to come back.
+    scene: Option<edge_core::SceneUpdate>,
     stats: Arc<Mutex<AnalysisSnapshot>>,
 }
 
@@ -73,6 +75,7 @@ impl FrameSlots {
                 paused: false,
                 pending: None,
                 job: Some(job),
+                scene: None,
                 stats,
             })
             .collect();
@@ -124,6 +127,23 @@ impl FrameSlots {
         true
     }
 
+    /// Cameras analysed here, in configuration order.
+    pub fn cameras(&self) -> Vec<Arc<str>> {
+        self.lock().slots.iter().map(|s| s.camera.clone()).collect()
+    }
+
+    /// New analytics settings for one camera, in force from its next frame (a frame being analysed
+    /// finishes with the old ones); `false` for an unknown camera.
+    pub fn reconfigure(&self, camera: &str, scene: edge_core::SceneUpdate) -> bool {
+        let mut st = self.lock();
+        let Some(slot) = st.slots.iter_mut().find(|s| &*s.camera == camera) else { return false };
+        match &mut slot.job {
+            Some(job) => job.analyzer.reconfigure(scene),
+            None => slot.scene = Some(scene),
+        }
+        true
+    }
+
     /// A relay ended (its camera stopped for good).
     pub fn close_one(&self) {
         let mut st = self.lock();
@@ -168,6 +188,10 @@ impl FrameSlots {
             snap.live_objects = analyzer.live_objects() as u64;
             snap.lines = analyzer.line_counts();
             drop(snap);
+            let mut job = job;
+            if let Some(scene) = slot.scene.take() {
+                job.analyzer.reconfigure(scene);
+            }
             slot.job = Some(job);
         }
         drop(st);

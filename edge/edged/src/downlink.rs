@@ -115,6 +115,8 @@ pub fn store(path: &Path, doc: &SiteConfig) -> std::io::Result<()> {
 pub struct LocalFiles {
     pub access: Option<PathBuf>,
     pub rules: Option<PathBuf>,
+    /// Each camera's analytics from the edge's file.
+    pub cameras: Vec<(String, edge_core::SceneUpdate)>,
 }
 
 /// Why a version did not run.
@@ -136,6 +138,8 @@ pub struct Downlink {
     /// The devices stage (doors), when the edge has `[mqtt]`.
     pub control: Option<mpsc::Sender<(Control, ControlReply)>>,
     pub rules: mpsc::Sender<RulesReload>,
+    /// The cameras' analyzers.
+    pub slots: Option<Arc<crate::detect::FrameSlots>>,
     pub local: LocalFiles,
     pub backoff: Backoff,
     pub stats: Arc<DownlinkStats>,
@@ -291,6 +295,24 @@ impl Downlink {
             (None, true, None) => Some(edge_rules::CompiledRules::empty()),
             (None, false, _) => None,
         };
+        let had_cameras = self.current.as_ref().is_some_and(|c| c.cameras.is_some());
+        let cameras = match (checked.cameras, had_cameras) {
+            (Some(list), _) => Some(list),
+            // Back to the file's analytics for every camera.
+            (None, true) => Some(Vec::new()),
+            (None, false) => None,
+        };
+        if let Some(list) = &cameras {
+            let here = self.slots.as_ref().map(|s| s.cameras()).unwrap_or_default();
+            let unknown: Vec<String> = list
+                .iter()
+                .filter(|(id, _)| !here.iter().any(|c| **c == **id))
+                .map(|(id, _)| format!("cameras: no camera {id:?} on this edge"))
+                .collect();
+            if !unknown.is_empty() {
+                return Err(NotApplied::Refused(unknown));
+            }
+        }
         store(&self.path, &doc).map_err(|e| NotApplied::Retry(format!("cannot keep it on disk: {e}")))?;
         let mut done = Vec::new();
         if let Some(policy) = access {
@@ -312,6 +334,23 @@ impl Downlink {
             self.rules.send((rules, tx)).await.map_err(|_| NotApplied::Retry("the rules stage stopped".into()))?;
             rx.await.map_err(|_| NotApplied::Retry("the rules stage stopped".into()))?;
             done.push(summary);
+        }
+        if let (Some(list), Some(slots)) = (cameras, &self.slots) {
+            let mut from_cloud = 0;
+            for camera in slots.cameras() {
+                let scene = match list.iter().find(|(id, _)| **id == *camera) {
+                    Some((_, scene)) => {
+                        from_cloud += 1;
+                        scene.clone()
+                    }
+                    None => match self.local.cameras.iter().find(|(id, _)| **id == *camera) {
+                        Some((_, scene)) => scene.clone(),
+                        None => continue,
+                    },
+                };
+                slots.reconfigure(&camera, scene);
+            }
+            done.push(format!("analytics of {from_cloud} cameras"));
         }
         self.current = Some(doc);
         Ok(if done.is_empty() { "nothing managed by the cloud".into() } else { done.join(", ") })
@@ -340,6 +379,7 @@ mod tests {
             issued_at: "2026-11-26T08:00:00Z".parse().unwrap(),
             access: None,
             rules: Some(json!({ "schema": 1, "revision": version, "timezone": "UTC", "rules": [] })),
+            cameras: None,
         }
     }
 

@@ -18,7 +18,6 @@ pub mod heartbeat;
 pub mod media;
 pub mod remote;
 pub mod rules;
-pub mod scene_config;
 mod sender;
 pub mod stats;
 mod status;

@@ -77,10 +77,10 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
         .with_context(|| format!("bind status endpoint {}", cfg.status_listen))?;
     let status_addr = listener.local_addr()?;
     // The cloud's last configuration (kept on disk) takes the place of the local files' parts.
-    let (kept, kept_access, kept_rules) =
+    let (kept, kept_access, kept_rules, kept_cameras) =
         match cfg.cloud.config_sync.then(|| crate::downlink::load(&cfg.cloud.config_state)).flatten() {
-            Some((doc, checked)) => (Some(doc), checked.access, checked.rules),
-            None => (None, None, None),
+            Some((doc, checked)) => (Some(doc), checked.access, checked.rules, checked.cameras),
+            None => (None, None, None, None),
         };
     let devices = DevicesBuilt::build(cfg, kept_access).await?;
     let rules = match (&cfg.rules, kept_rules) {
@@ -200,7 +200,10 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
                 }
                 None => CameraMedia::none(id),
             };
-            let analyzer = CameraAnalyzer::new(analyzer_config(cfg, cam, &model_name));
+            let mut analyzer = CameraAnalyzer::new(analyzer_config(cfg, cam, &model_name));
+            if let Some((_, scene)) = kept_cameras.iter().flatten().find(|(c, _)| **c == *cam.video.id) {
+                analyzer.reconfigure(scene.clone());
+            }
             (CameraJob { analyzer, media }, snap.clone())
         })
         .collect();
@@ -217,6 +220,7 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
     }
 
     let slots_for_remote = slots.clone();
+    let slots_for_config = slots.clone();
     let stage = DetectStage {
         detectors,
         shared: crate::detect::Shared {
@@ -287,9 +291,11 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
             current: kept,
             control: control.clone(),
             rules: reload_tx,
+            slots: Some(slots_for_config),
             local: crate::downlink::LocalFiles {
                 access: cfg.access.as_ref().map(|a| a.site_document.clone()),
                 rules: cfg.rules.as_ref().and_then(|r| r.file.clone()),
+                cameras: cfg.cameras.iter().map(|c| (c.video.id.to_string(), c.scene.clone())).collect(),
             },
             backoff: Backoff::new(cfg.cloud.retry_min, cfg.cloud.retry_max),
             stats: stats.config.clone(),

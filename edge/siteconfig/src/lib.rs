@@ -6,7 +6,8 @@
 //! - The edge [`check`]s a pulled document again and applies the checked parts together, or none.
 //!
 //! A part that is absent (`None`) is not managed by the cloud: the edge keeps its local file's.
-//! `access` is present once the site has an access configuration; `rules` once the tenant has a rule.
+//! `access` is present once the site has an access configuration, `cameras` once it has camera
+//! analytics, `rules` once the tenant has a rule.
 //!
 //! Architecture invariant: one function decides whether a document is acceptable ([`check`]), and
 //! the cloud and the edge both call it, so the cloud never serves a document an edge would refuse
@@ -17,6 +18,7 @@ use edge_access::{Policy, SITE_DOCUMENT_SCHEMA, SiteDocument};
 use edge_rules::{CompiledRules, RULES_SCHEMA, RuleSet};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
+pub mod scene;
 pub use vigil_proto::{ConfigReport, SITE_CONFIG_SCHEMA, SiteConfig};
 
 /// Keys of the site's access configuration that the cloud fills in itself.
@@ -39,6 +41,8 @@ pub struct Sources<'a> {
     pub credentials: &'a Value,
     /// `[{id, name, description, enabled, trigger, conditions, actions}]`.
     pub rules: &'a Value,
+    /// `[{id, motion, filters, lines, zones}]`; `None` when the site has none set.
+    pub cameras: Option<&'a Value>,
 }
 
 /// Builds the document for [`Sources`]. People are tenant-wide while access groups are defined
@@ -79,7 +83,15 @@ pub fn compose(s: &Sources<'_>) -> SiteConfig {
         s.rules.as_array().filter(|r| !r.is_empty()).map(
             |rules| json!({ "schema": RULES_SCHEMA, "revision": s.version, "timezone": s.timezone, "rules": rules }),
         );
-    SiteConfig { schema: SITE_CONFIG_SCHEMA, version: s.version, site: s.site, issued_at: s.issued_at, access, rules }
+    SiteConfig {
+        schema: SITE_CONFIG_SCHEMA,
+        version: s.version,
+        site: s.site,
+        issued_at: s.issued_at,
+        access,
+        rules,
+        cameras: s.cameras.cloned(),
+    }
 }
 
 /// A document whose every part was accepted by its engine.
@@ -89,6 +101,8 @@ pub struct Checked {
     pub issued_at: DateTime<Utc>,
     pub access: Option<Policy>,
     pub rules: Option<CompiledRules>,
+    /// `(camera id, analytics)`.
+    pub cameras: Option<Vec<(String, scene::SceneSettings)>>,
 }
 
 /// Checks every part with the engine that will run it; every problem is reported, each prefixed
@@ -110,10 +124,16 @@ pub fn check(doc: &SiteConfig) -> Result<Checked, Vec<String>> {
             .and_then(|set| set.compile().map_err(|ps| ps.iter().map(ToString::to_string).collect()));
         parsed.map_err(|ps| problems.extend(ps.into_iter().map(|p| format!("rules: {p}")))).ok()
     });
+    let cameras = doc.cameras.as_ref().map(|v| {
+        let mut ps = Vec::new();
+        let cameras = scene::check_cameras(v, &mut ps);
+        problems.extend(ps.into_iter().map(|p| format!("cameras: {p}")));
+        cameras
+    });
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(Checked { version: doc.version, issued_at: doc.issued_at, access, rules })
+    Ok(Checked { version: doc.version, issued_at: doc.issued_at, access, rules, cameras })
 }
 
 /// Checks the site's access configuration as an administrator sends it: an object without the

@@ -48,6 +48,7 @@ fn sources<'a>(access: Option<&'a Value>, people: &'a Value, creds: &'a Value, r
         people,
         credentials: creds,
         rules,
+        cameras: None,
     }
 }
 
@@ -118,4 +119,40 @@ fn redaction_hides_pins_only() {
     assert_eq!(creds[0]["badge"], json!("04A1"));
     assert_eq!(creds[1]["pin"], Value::Null);
     assert!(!serde_json::to_string(&doc).unwrap().contains("1234"));
+}
+
+#[test]
+fn camera_analytics_are_checked_like_the_edge_file() {
+    let (p, c, r) = (people(), credentials(), json!([]));
+    let cams = json!([
+        { "id": "lobby-1", "lines": [{ "id": "entrance", "a": [0.5, 0.0], "b": [0.5, 1.0] }],
+          "zones": [{ "id": "till", "polygon": [[0.1, 0.5], [0.4, 0.5], [0.4, 0.9]], "loiter_secs": 30 }],
+          "motion": { "threshold": 30, "masks": [[[0.0, 0.0], [1.0, 0.0], [1.0, 0.1]]] } },
+        { "id": "yard" }
+    ]);
+    let mut s = sources(None, &p, &c, &r);
+    s.cameras = Some(&cams);
+    let checked = check(&compose(&s)).unwrap();
+    let cameras = checked.cameras.unwrap();
+    assert_eq!(cameras.len(), 2);
+    assert_eq!((cameras[0].0.as_str(), cameras[0].1.lines.len(), cameras[0].1.zones.len()), ("lobby-1", 1, 1));
+    assert_eq!(cameras[0].1.motion.as_ref().unwrap().threshold, 30);
+    assert!(cameras[1].1.motion.is_some(), "defaults apply");
+
+    let bad = json!([
+        { "id": "lobby-1", "lines": [{ "id": "x", "a": [1.5, 0.0], "b": [0.5, 1.0] }] },
+        { "id": "lobby-1", "url": "rtsp://leak" }
+    ]);
+    s.cameras = Some(&bad);
+    let problems = check(&compose(&s)).unwrap_err();
+    assert!(problems.iter().all(|p| p.starts_with("cameras: ")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("url")), "connection settings stay on the site: {problems:?}");
+    let bad = json!([
+        { "id": "lobby-1", "lines": [{ "id": "x", "a": [1.5, 0.0], "b": [0.5, 1.0] }] },
+        { "id": "lobby-1" }
+    ]);
+    s.cameras = Some(&bad);
+    let problems = check(&compose(&s)).unwrap_err();
+    assert!(problems.iter().any(|p| p.contains("cameras[0].lines[0].a")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("listed twice")), "{problems:?}");
 }

@@ -1,6 +1,7 @@
 //! The down link end to end: an administrator changes the site's doors, people and badges in the
 //! cloud; the site's edge pulls the new version, the real reader and lock on its broker obey it at
-//! once, the edge reports the version it runs, and after a reboot with the cloud unreachable it
+//! once, a counting line set in the cloud appears on the running camera, the edge reports the version
+//! it runs, and after a reboot with the cloud unreachable it
 //! still runs the last version it received (a badge revoked in the cloud stays refused).
 
 use std::time::Duration;
@@ -52,7 +53,7 @@ fn wait_in_sync(site: &Site, token: &str, what: &str) -> u64 {
 }
 
 #[test]
-fn doors_people_and_badges_set_in_the_cloud_run_on_the_edge_and_survive_a_reboot_offline() {
+fn doors_people_badges_and_camera_lines_set_in_the_cloud_run_on_the_edge_and_survive_a_reboot_offline() {
     let mut site = Site::start_with(SiteOptions { doors: true, ..SiteOptions::default() }).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut lock = rt.block_on(SimDevice::connect(device(&site, "lock-1"), true)).unwrap();
@@ -89,6 +90,16 @@ fn doors_people_and_badges_set_in_the_cloud_run_on_the_edge_and_survive_a_reboot
     let status = site.edge_status().unwrap();
     assert_eq!(status["config"]["refused_version"], serde_json::Value::Null, "{status}");
 
+    // The camera's analytics from the cloud: a counting line appears on the running camera.
+    let cameras = json!([{ "id": "cam-1", "lines": [{ "id": "cloud-line", "a": [0.5, 0.0], "b": [0.5, 1.0] }] }]);
+    let path = format!("/api/sites/{}/config/cameras", site.ids.site_id);
+    site.cloud_json("PUT", &path, &admin, Some(&cameras)).unwrap();
+    let v2 = wait_in_sync(&site, &admin, "the edge runs the cloud's camera analytics");
+    let line = |s: &Site| -> anyhow::Result<bool> {
+        Ok(s.edge_status()?["cameras"][0]["analysis"]["lines"][0]["id"] == "cloud-line")
+    };
+    site.wait_for("the cloud's line on the running camera", Duration::from_secs(30), line).unwrap();
+
     // Reboot with the cloud gone: the edge boots from the version it kept, not the local file.
     site.kill_cloud();
     site.kill_edge();
@@ -100,6 +111,7 @@ fn doors_people_and_badges_set_in_the_cloud_run_on_the_edge_and_survive_a_reboot
     assert_eq!(site.edge_counter("/config/version").unwrap(), v2);
     assert!(!opens(&rt, &reader, &mut lock, "C9"), "still revoked after a reboot offline");
     assert!(!opens(&rt, &reader, &mut lock, "A1"), "the local file does not come back");
+    site.wait_for("the cloud's line after the reboot", Duration::from_secs(30), line).unwrap();
 
     // The cloud returns: every decision reaches it, with the cloud's people.
     site.start_cloud().unwrap();

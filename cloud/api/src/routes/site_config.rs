@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use chrono::{DateTime, Utc};
-use cloud_store::{Role, SiteConfigParts};
+use cloud_store::{Role, SiteConfigParts, SitePart};
 use edge_siteconfig::{ConfigReport, SiteConfig, Sources};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -29,8 +29,8 @@ use crate::response::ApiResponse;
 use crate::routes::edge::MAX_WAIT_SECS;
 use crate::state::AppState;
 
-/// Largest access configuration an administrator may set.
-const MAX_ACCESS_BYTES: usize = 1 << 20;
+/// Largest part of a site's configuration an administrator may set.
+const MAX_PART_BYTES: usize = 1 << 20;
 /// How often a waiting edge's site version is checked.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/sites/{id}/config", get(show))
         .route("/api/sites/{id}/config/access", put(set_access))
+        .route("/api/sites/{id}/config/cameras", put(set_cameras))
         .route("/api/edge/config", get(edge_fetch))
         .route("/api/edge/config/report", post(edge_report))
 }
@@ -48,10 +49,11 @@ fn compose(site: Uuid, parts: &SiteConfigParts, issued_at: DateTime<Utc>) -> Sit
         version: u64::try_from(parts.version).unwrap_or(0),
         issued_at,
         timezone: &parts.timezone,
-        access: parts.access_updated_at.map(|_| &parts.access),
+        access: parts.access.as_ref(),
         people: &parts.people,
         credentials: &parts.credentials,
         rules: &parts.rules,
+        cameras: parts.cameras.as_ref(),
     })
 }
 
@@ -121,33 +123,97 @@ async fn set_access(
     JsonBody(access): JsonBody<serde_json::Value>,
 ) -> Result<ApiResponse<serde_json::Value>, ApiError> {
     caller.require(Role::Admin)?;
+    edge_siteconfig::check_access_input(&access).map_err(|p| ApiError::validation("access", p.join("; ")))?;
+    set_part(&state, &caller, id, SitePart::Access, access).await
+}
+
+#[utoipa::path(put, path = "/api/sites/{id}/config/cameras", tag = "sites", params(("id" = Uuid, Path, description = "site id")), request_body(content = Object, description = "each camera's analytics: [{id, motion, filters, lines, zones}] with the keys of the edge file's [[cameras]] (coordinates are fractions of the picture); connection settings stay on the site"), security(("bearer" = [])), responses((status = 200, description = "set (admin); the site's new configuration version", body = Envelope<serde_json::Value>), (status = 400, description = "validation error naming the field (every problem in the message)", body = ErrorEnvelope), (status = 401, description = "missing or invalid credential", body = ErrorEnvelope), (status = 403, description = "role too low", body = ErrorEnvelope), (status = 404, description = "no such site", body = ErrorEnvelope)))]
+async fn set_cameras(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    id: Result<Path<Uuid>, PathRejection>,
+    JsonBody(cameras): JsonBody<serde_json::Value>,
+) -> Result<ApiResponse<serde_json::Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    if !cameras.is_array() {
+        return Err(ApiError::validation("cameras", "must be a JSON array of cameras"));
+    }
+    set_part(&state, &caller, id, SitePart::Cameras, cameras).await
+}
+
+/// Checks the document the site's edges would get with `value` as `part`, then stores it.
+async fn set_part(
+    state: &AppState,
+    caller: &AuthUser,
+    id: Result<Path<Uuid>, PathRejection>,
+    part: SitePart,
+    value: serde_json::Value,
+) -> Result<ApiResponse<serde_json::Value>, ApiError> {
+    let field = match part {
+        SitePart::Access => "access",
+        SitePart::Cameras => "cameras",
+    };
     let Path(site) = id.map_err(|_| ApiError::validation("id", "must be a uuid"))?;
     if caller.sites.as_ref().is_some_and(|own| !own.contains(&site)) {
         return Err(ApiError::NotFound);
     }
-    let text = access.to_string();
-    if text.len() > MAX_ACCESS_BYTES || text.contains("\\u0000") {
-        return Err(ApiError::validation("access", format!("at most {MAX_ACCESS_BYTES} bytes, no NUL")));
+    let text = value.to_string();
+    if text.len() > MAX_PART_BYTES || text.contains("\\u0000") {
+        return Err(ApiError::validation(field, format!("at most {MAX_PART_BYTES} bytes, no NUL")));
     }
-    edge_siteconfig::check_access_input(&access).map_err(|p| ApiError::validation("access", p.join("; ")))?;
-    // Check the document edges would get with this access configuration and today's people.
     let mut parts =
         state.store.site_config_parts(caller.tenant_id, site, caller.scope()).await?.ok_or(ApiError::NotFound)?;
-    parts.access = access.clone();
-    parts.access_updated_at = Some(Utc::now());
+    match part {
+        SitePart::Access => parts.access = Some(value.clone()),
+        SitePart::Cameras => {
+            parts.cameras = Some(value.clone());
+            check_camera_ids(state, caller, site, &value).await?;
+        }
+    }
+    let prefix = format!("{field}: ");
     let problems = edge_siteconfig::check(&compose(site, &parts, Utc::now())).err().unwrap_or_default();
-    let access_problems: Vec<&String> = problems.iter().filter(|p| p.starts_with("access: ")).collect();
-    if !access_problems.is_empty() {
-        let list: Vec<&str> = access_problems.iter().map(|p| p.trim_start_matches("access: ")).collect();
-        return Err(ApiError::validation("access", list.join("; ")));
+    let own: Vec<&str> = problems.iter().filter_map(|p| p.strip_prefix(prefix.as_str())).collect();
+    if !own.is_empty() {
+        return Err(ApiError::validation(field, own.join("; ")));
     }
     let version = state
         .store
-        .set_site_access(caller.tenant_id, site, &access, Some(caller.user_id))
+        .set_site_config_part(caller.tenant_id, site, part, &value, Some(caller.user_id))
         .await?
         .ok_or(ApiError::NotFound)?;
-    tracing::info!(%site, version, by = %caller.user_id, "Site access configuration set.");
+    tracing::info!(%site, part = field, version, by = %caller.user_id, "Site configuration set.");
     Ok(ApiResponse(serde_json::json!({ "site_id": site, "version": version })))
+}
+
+/// Camera ids must be cameras the site's edges have (as their heartbeats report them), so a typo
+/// cannot make the edges refuse a whole version (doors included). Not checked before any edge has
+/// reported its cameras.
+async fn check_camera_ids(
+    state: &AppState,
+    caller: &AuthUser,
+    site: Uuid,
+    cameras: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let edges = state.store.list_edges(caller.tenant_id, Some(&[site])).await?;
+    let reported: Vec<&str> = edges
+        .iter()
+        .filter(|e| e.revoked_at.is_none())
+        .filter_map(|e| e.health.as_ref()?.get("cameras")?.as_array())
+        .flatten()
+        .filter_map(|c| c.get("id")?.as_str())
+        .collect();
+    if edges.iter().all(|e| e.health.is_none()) {
+        return Ok(());
+    }
+    let unknown: Vec<String> = cameras
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("id")?.as_str())
+        .filter(|id| !reported.contains(id))
+        .map(|id| format!("no camera {id:?} at this site's edges (they have: {})", reported.join(", ")))
+        .collect();
+    if unknown.is_empty() { Ok(()) } else { Err(ApiError::validation("cameras", unknown.join("; "))) }
 }
 
 #[derive(Debug, Deserialize)]

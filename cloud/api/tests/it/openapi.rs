@@ -78,6 +78,7 @@ async fn the_document_is_served_and_lists_every_endpoint() {
         "PUT /api/devices/{id}/config",
         "PUT /api/rules/{id}",
         "PUT /api/sites/{id}/config/access",
+        "PUT /api/sites/{id}/config/cameras",
     ];
     assert_eq!(operations, expected);
     assert!(doc["components"]["schemas"]["Camera"].is_object());

@@ -180,3 +180,45 @@ async fn an_access_configuration_the_edge_would_refuse_is_refused_with_every_pro
         data(&send(&state, bare_request("GET", &format!("/api/edge/config?after={v}"), Some(&a.edge_token))).await);
     assert_eq!(doc["access"]["groups"][0]["id"], "staff");
 }
+
+#[tokio::test]
+async fn camera_analytics_are_checked_against_the_cameras_the_edges_have() {
+    let state = fresh_state().await;
+    let a = provision(&state, "acme").await;
+    let admin = token_for(&state, a.tenant_id, "admin@acme.test", Role::Admin).await;
+    let path = format!("/api/sites/{}/config/cameras", a.site_id);
+    let cameras = json!([{ "id": "lobby-1", "lines": [{ "id": "entrance", "a": [0.5, 0.0], "b": [0.5, 1.0] }] }]);
+
+    // Before any edge reported its cameras, any id is taken; the document carries them.
+    let v = data(&send(&state, json_request("PUT", &path, Some(&admin), &cameras)).await)["version"].as_u64().unwrap();
+    let doc = data(&send(&state, bare_request("GET", "/api/edge/config", Some(&a.edge_token))).await);
+    assert_eq!(doc["version"].as_u64(), Some(v));
+    assert_eq!(doc["cameras"][0]["lines"][0]["id"], "entrance");
+    assert!(doc.get("access").is_none(), "setting cameras does not make the cloud manage doors: {doc}");
+
+    // Bad geometry and connection settings are refused, naming the problem.
+    let bad =
+        json!([{ "id": "lobby-1", "url": "rtsp://x", "lines": [{ "id": "e", "a": [2.0, 0.0], "b": [0.5, 1.0] }] }]);
+    let err = send(&state, json_request("PUT", &path, Some(&admin), &bad))
+        .await
+        .error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert!(err.to_string().contains("url"), "{err}");
+    let bad = json!([{ "id": "lobby-1", "lines": [{ "id": "e", "a": [2.0, 0.0], "b": [0.5, 1.0] }] }]);
+    let err = send(&state, json_request("PUT", &path, Some(&admin), &bad))
+        .await
+        .error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert!(err.to_string().contains("cameras[0].lines[0].a"), "{err}");
+    send(&state, json_request("PUT", &path, Some(&admin), &json!({ "id": "x" })))
+        .await
+        .error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+
+    // Once the edge reported its cameras, an id it does not have is refused.
+    let health = json!({ "cameras": [{ "id": "lobby-1" }, { "id": "yard" }] });
+    data(&send(&state, json_request("POST", "/api/edge/heartbeat", Some(&a.edge_token), &health)).await);
+    let typo = json!([{ "id": "lobby-l" }]);
+    let err = send(&state, json_request("PUT", &path, Some(&admin), &typo))
+        .await
+        .error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert!(err.to_string().contains("lobby-l") && err.to_string().contains("yard"), "{err}");
+    data(&send(&state, json_request("PUT", &path, Some(&admin), &json!([{ "id": "yard" }]))).await);
+}

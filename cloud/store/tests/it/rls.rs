@@ -43,6 +43,29 @@ async fn unfiltered_tenants(store: &Store, tenant: TenantId, table: &str) -> Vec
     rows
 }
 
+/// Every table (not partition) with a `tenant_id` column has row-level security enabled and
+/// forced, with the tenant policy: a migration that adds a tenant table and forgets it fails here.
+#[tokio::test]
+async fn every_table_with_a_tenant_column_has_forced_row_level_security() {
+    let store = fresh_store().await;
+    let rows: Vec<(String, bool, bool, bool)> = sqlx::query_as(
+        "SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity, \
+                EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'tenant_isolation') \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
+           AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' \
+                       AND NOT a.attisdropped) \
+         ORDER BY 1",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert!(rows.len() >= 20, "{rows:?}");
+    assert!(rows.iter().any(|r| r.0 == "site_configs"), "{rows:?}");
+    let unprotected: Vec<&String> = rows.iter().filter(|r| !(r.1 && r.2 && r.3)).map(|r| &r.0).collect();
+    assert!(unprotected.is_empty(), "tenant tables without forced RLS and a tenant policy: {unprotected:?}");
+}
+
 #[tokio::test]
 async fn a_query_without_a_tenant_filter_still_sees_one_tenant() {
     let store = fresh_store().await;

@@ -1,4 +1,4 @@
-//! Per-camera analytics in the TOML file: motion gating, object filters and masks, counting lines and
+//! Per-camera analytics (the edge's TOML file, and the `cameras` part of the cloud's document): motion gating, object filters and masks, counting lines and
 //! zones. Coordinates are fractions of the picture (0..=1, x to the right, y down), so they survive a
 //! change of stream resolution.
 //!
@@ -32,12 +32,13 @@ use edge_core::geometry::{Point, Polygon};
 use edge_core::motion::MotionConfig;
 use edge_core::scene::{LineConfig, ZoneConfig};
 use serde::Deserialize;
+use serde_json::Value;
 
 type RawPolygon = Vec<[f32; 2]>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawMotion {
+pub struct RawMotion {
     #[serde(default = "yes")]
     enabled: bool,
     #[serde(default = "default_threshold")]
@@ -83,7 +84,7 @@ fn default_full_frame_secs() -> f64 {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawFilters {
+pub struct RawFilters {
     #[serde(default)]
     min_area: f32,
     #[serde(default)]
@@ -98,7 +99,7 @@ pub(crate) struct RawFilters {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawLine {
+pub struct RawLine {
     id: String,
     a: [f32; 2],
     b: [f32; 2],
@@ -106,22 +107,14 @@ pub(crate) struct RawLine {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawZone {
+pub struct RawZone {
     id: String,
     polygon: RawPolygon,
     loiter_secs: Option<f64>,
 }
 
-/// Validated analytics of one camera.
-#[derive(Debug, Clone, Default)]
-pub struct SceneSettings {
-    /// `None`: motion gating off, every frame analysed in full.
-    pub motion: Option<MotionConfig>,
-    pub full_frame_every_us: i64,
-    pub filter: ObjectFilter,
-    pub lines: Vec<LineConfig>,
-    pub zones: Vec<ZoneConfig>,
-}
+/// Validated analytics of one camera (what a running analyzer takes: [`edge_core::SceneUpdate`]).
+pub type SceneSettings = edge_core::SceneUpdate;
 
 fn in_unit(v: f32) -> bool {
     (0.0..=1.0).contains(&v)
@@ -146,7 +139,7 @@ fn valid_id(s: &str) -> bool {
 }
 
 /// Checks one camera's analytics, pushing every problem (prefixed with `at`).
-pub(crate) fn validate(
+pub fn validate(
     at: &str,
     motion: &RawMotion,
     filters: &RawFilters,
@@ -246,4 +239,43 @@ pub(crate) fn validate(
         lines,
         zones,
     }
+}
+
+/// One camera's analytics in the cloud's document: the same keys as `[[cameras]]` in the edge's
+/// file, less the connection (URL, transport, recording), which stays on the site.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraScene {
+    pub id: String,
+    #[serde(default)]
+    pub motion: RawMotion,
+    #[serde(default)]
+    pub filters: RawFilters,
+    #[serde(default)]
+    pub lines: Vec<RawLine>,
+    #[serde(default)]
+    pub zones: Vec<RawZone>,
+}
+
+/// Checks the `cameras` part: `[{id, motion, filters, lines, zones}]`, each id once.
+pub fn check_cameras(part: &Value, p: &mut Vec<String>) -> Vec<(String, SceneSettings)> {
+    let cameras: Vec<CameraScene> = match serde_json::from_value(part.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            p.push(e.to_string());
+            return Vec::new();
+        }
+    };
+    let mut seen = HashSet::new();
+    cameras
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let at = format!("cameras[{i}]");
+            if !seen.insert(c.id.clone()) {
+                p.push(format!("{at}.id: camera {:?} is listed twice", c.id));
+            }
+            (c.id.clone(), validate(&at, &c.motion, &c.filters, &c.lines, &c.zones, p))
+        })
+        .collect()
 }
