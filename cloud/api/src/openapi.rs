@@ -106,6 +106,7 @@ impl Modify for BearerAuth {
         routes::site_config::set_cameras,
         routes::site_config::edge_fetch,
         routes::site_config::edge_report,
+        routes::rules::edge_executions,
         routes::detections::recent,
         routes::detections::show,
         routes::streams::start,

@@ -71,3 +71,7 @@ CREATE TRIGGER rules_config_version AFTER INSERT OR UPDATE OR DELETE ON rules
     FOR EACH ROW EXECUTE FUNCTION vigil_tenant_config_changed();
 CREATE TRIGGER sites_timezone_version BEFORE UPDATE OF timezone ON sites
     FOR EACH ROW EXECUTE FUNCTION vigil_site_timezone_changed();
+
+-- Rule executions reported by edges (the rules run there) are stored once per rule and instant, so a
+-- report sent again after a lost answer adds nothing.
+CREATE UNIQUE INDEX rule_executions_rule_fired_key ON rule_executions (rule_id, fired_at);

@@ -46,7 +46,7 @@ pub use keys::SigningKeyRow;
 pub use partitions::{DEFAULT_RETENTION_DAYS, MaintenanceReport};
 pub use people::{Credential, NewCredential, Person};
 pub use resources::{Camera, CameraUpdate, NewCamera, Sensor, Site, SiteScope, StreamCommand, StreamStatus, Zone};
-pub use rules::{Rule, RuleExecution, RuleSpec, Webhook};
+pub use rules::{NewExecution, Rule, RuleExecution, RuleSpec, Webhook};
 pub use scope::Tx;
 pub use site_config::{SiteConfigParts, SitePart};
 pub use tenancy::{EdgeIdentity, Provisioned, TenantId};

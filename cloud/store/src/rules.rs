@@ -9,7 +9,7 @@ use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use crate::error::on_unique;
-use crate::{Store, StoreError, TenantId};
+use crate::{EdgeIdentity, Store, StoreError, TenantId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Rule {
@@ -47,6 +47,18 @@ pub struct RuleExecution {
     pub event_id: Option<Uuid>,
     pub outcome: String,
     #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+/// One execution reported by an edge ([`Store::record_edge_rule_executions`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewExecution {
+    pub rule_id: Uuid,
+    pub fired_at: DateTime<Utc>,
+    pub event_id: Option<Uuid>,
+    /// `fired` or `suppressed`.
+    pub outcome: String,
+    /// The whole execution as the edge recorded it (actions and their results, or why suppressed).
     pub detail: serde_json::Value,
 }
 
@@ -214,6 +226,37 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Stores the executions an edge reports for its tenant's rules, once per rule and instant;
+    /// executions of rules that are not the tenant's (an edge's local rules) are skipped. Returns
+    /// how many were new.
+    pub async fn record_edge_rule_executions(
+        &self,
+        edge: &EdgeIdentity,
+        rows: &[NewExecution],
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.tenant_tx(edge.tenant_id).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|_| Uuid::now_v7()).collect();
+        let done = sqlx::query(
+            "INSERT INTO rule_executions (id, tenant_id, rule_id, fired_at, event_id, outcome, detail) \
+             SELECT x.id, $1, x.rule_id, x.fired_at, x.event_id, x.outcome, x.detail::jsonb \
+             FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[], $5::uuid[], $6::text[], $7::text[]) \
+                  AS x(id, rule_id, fired_at, event_id, outcome, detail) \
+             JOIN rules r ON r.id = x.rule_id AND r.tenant_id = $1 \
+             ON CONFLICT (rule_id, fired_at) DO NOTHING",
+        )
+        .bind(edge.tenant_id.as_uuid())
+        .bind(&ids)
+        .bind(rows.iter().map(|r| r.rule_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.fired_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.outcome.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.detail.to_string()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
     }
 
     /// Registers a webhook for `events` of the tenant.

@@ -82,6 +82,8 @@ pub struct RulesStats {
     pub suppressed: AtomicU64,
     pub actions_failed: AtomicU64,
     pub events_seen: AtomicU64,
+    /// Executions not sent to the cloud because the upload queue was full (still in the history file).
+    pub uploads_dropped: AtomicU64,
     /// Newest last.
     pub recent: Mutex<VecDeque<Execution>>,
 }
@@ -107,6 +109,8 @@ pub struct RulesStage {
     pub spooled: Arc<Notify>,
     pub history: PathBuf,
     pub stats: Arc<RulesStats>,
+    /// Executions of the cloud's rules (uuid ids), for the cloud's rule history.
+    pub uploads: Option<mpsc::Sender<Execution>>,
 }
 
 impl std::fmt::Debug for RulesStage {
@@ -338,6 +342,15 @@ impl RulesStage {
         if let Err(error) = append_line(&self.history, &line) {
             tracing::warn!(%error, path = %self.history.display(), "Rule history not written to disk.");
         }
+        if let Some(tx) = &self.uploads
+            && Uuid::parse_str(&record.rule_id).is_ok()
+            && tx.try_send(record.clone()).is_err()
+        {
+            let n = self.stats.uploads_dropped.fetch_add(1, Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n, "Rule history upload is behind; executions kept on the edge only.");
+            }
+        }
         let mut recent = self.stats.recent.lock().unwrap_or_else(|p| p.into_inner());
         if recent.len() == RECENT {
             recent.pop_front();
@@ -354,4 +367,44 @@ fn append_line(path: &std::path::Path, line: &str) -> std::io::Result<()> {
     }
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     writeln!(f, "{line}")
+}
+
+/// Sends executions of the cloud's rules to the cloud's rule history, in batches, retrying while the
+/// cloud is unreachable (the queue is bounded: beyond it executions stay in the edge's history file
+/// only, counted). A batch the cloud refuses as malformed is logged and dropped.
+pub async fn upload_history(
+    mut rx: mpsc::Receiver<Execution>,
+    uplink: edge_uplink::Uplink,
+    mut backoff: edge_core::Backoff,
+    cancel: CancellationToken,
+) {
+    let mut batch: Vec<Execution> = Vec::new();
+    loop {
+        if batch.is_empty() {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return,
+                n = rx.recv_many(&mut batch, 200) => if n == 0 { return },
+            }
+        }
+        let values: Vec<serde_json::Value> = batch.iter().filter_map(|e| serde_json::to_value(e).ok()).collect();
+        match uplink.report_rule_executions(&values).await {
+            Ok(()) => {
+                backoff.reset();
+                batch.clear();
+            }
+            Err(edge_uplink::UplinkError::Refused { status, body }) => {
+                tracing::warn!(status, %body, executions = batch.len(), "The cloud refused a rule history report; dropped.");
+                batch.clear();
+            }
+            Err(error) => {
+                tracing::debug!(%error, executions = batch.len(), "Rule history not delivered yet.");
+                let wait = backoff.next_delay(rand::random::<f64>());
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
 }

@@ -308,6 +308,16 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
 
     // --- rules: every event (tap) → engine → doors, devices, alerts, recordings ---
     if let (Some((settings, compiled)), Some(rx), Some(stats)) = (rules, tap_rx, rules_stats.clone()) {
+        let (history_tx, history_rx) = mpsc::channel(4096);
+        tasks.spawn(tracing::Instrument::instrument(
+            crate::rules::upload_history(
+                history_rx,
+                uplink.clone(),
+                Backoff::new(cfg.cloud.retry_min, cfg.cloud.retry_max),
+                cancel.child_token(),
+            ),
+            tracing::info_span!("stage", stage = "rule_history"),
+        ));
         stats.revision.store(compiled.revision(), std::sync::atomic::Ordering::Relaxed);
         stats.rules.store(compiled.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let stage = crate::rules::RulesStage {
@@ -326,6 +336,7 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
             spooled: spooled.clone(),
             history: settings.history.clone(),
             stats,
+            uploads: Some(history_tx),
         };
         tasks.spawn(tracing::Instrument::instrument(
             stage.run(rx, reload_rx, cancel.child_token()),

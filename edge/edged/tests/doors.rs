@@ -174,6 +174,7 @@ impl Edge {
                     spooled: Arc::new(Notify::new()),
                     history: dir.path().join("rules-history.jsonl"),
                     stats: stats.clone(),
+                    uploads: None,
                 };
                 let (_, reload) = tokio::sync::mpsc::channel(1);
                 tasks.spawn(stage.run(rx, reload, cancel.clone()));

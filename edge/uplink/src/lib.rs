@@ -212,6 +212,21 @@ impl Uplink {
         Self::ok_body(response).await.map(drop)
     }
 
+    /// Reports what the rule engine did (`POST /api/edge/rule-executions`, `{executions: [...]}`).
+    pub async fn report_rule_executions(&self, executions: &[serde_json::Value]) -> Result<(), UplinkError> {
+        let body = serde_json::json!({ "executions": executions }).to_string();
+        let response = self
+            .client
+            .post(format!("{}/api/edge/rule-executions", self.base))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| UplinkError::Unavailable(error_chain(&e)))?;
+        Self::ok_body(response).await.map(drop)
+    }
+
     /// Reports the edge's health (`POST /api/edge/heartbeat`).
     pub async fn heartbeat(&self, health: &serde_json::Value) -> Result<(), UplinkError> {
         let response = self

@@ -77,6 +77,12 @@ fn doors_people_badges_and_camera_lines_set_in_the_cloud_run_on_the_edge_and_sur
         site.cloud_json("POST", "/api/people", &admin, Some(&json!({ "name": "Carol", "groups": ["night"] }))).unwrap();
     let creds = format!("/api/people/{}/credentials", carol["id"].as_str().unwrap());
     let badge = site.cloud_json("POST", &creds, &admin, Some(&json!({ "badge": "C9" }))).unwrap();
+    let refused_rule = json!({
+        "name": "Refused badge",
+        "trigger": { "type": "event", "event_kind": "access.denied" },
+        "actions": [{ "type": "log", "level": "warn", "message": "badge refused at {source}" }],
+    });
+    let rule = site.cloud_json("POST", "/api/rules", &admin, Some(&refused_rule)).unwrap();
     let v1 = wait_in_sync(&site, &admin, "the edge runs the cloud's doors");
     assert!(opens(&rt, &reader, &mut lock, "C9"), "Carol's badge from the cloud opens the door");
     assert!(!opens(&rt, &reader, &mut lock, "A1"), "the cloud's document replaced the local file's");
@@ -87,6 +93,15 @@ fn doors_people_badges_and_camera_lines_set_in_the_cloud_run_on_the_edge_and_sur
     let v2 = wait_in_sync(&site, &admin, "the edge runs the revocation");
     assert!(v2 > v1);
     assert!(!opens(&rt, &reader, &mut lock, "C9"), "a revoked badge is refused");
+    // The cloud's rule ran on the edge, and its execution is in the cloud's rule history.
+    let history = format!("/api/rules/{}/history", rule["id"].as_str().unwrap());
+    site.wait_for("the rule's execution in the cloud", Duration::from_secs(60), |s| {
+        let h = s.cloud_json("GET", &history, &admin, None)?;
+        Ok(h.as_array().is_some_and(|h| {
+            h.iter().any(|e| e["outcome"] == "fired" && e["detail"]["actions"][0]["result"]["status"] == "ok")
+        }))
+    })
+    .unwrap();
     let status = site.edge_status().unwrap();
     assert_eq!(status["config"]["refused_version"], serde_json::Value::Null, "{status}");
 

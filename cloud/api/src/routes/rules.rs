@@ -20,7 +20,7 @@ use uuid::Uuid;
 use vigil_proto::EventKind;
 
 use crate::error::ApiError;
-use crate::extract::{AuthUser, JsonBody};
+use crate::extract::{AuthUser, EdgeAuth, JsonBody};
 use crate::openapi::{Envelope, ErrorEnvelope};
 use crate::response::ApiResponse;
 use crate::routes::cameras::check_text;
@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/rules/{id}/enable", post(enable))
         .route("/api/rules/{id}/disable", post(disable))
         .route("/api/rules/{id}/history", get(history))
+        .route("/api/edge/rule-executions", post(edge_executions))
         .route("/api/webhooks/register", post(register_webhook))
         .route("/api/webhooks", get(list_webhooks))
         .route("/api/webhooks/{id}", axum::routing::delete(delete_webhook))
@@ -329,4 +330,48 @@ mod tests {
             assert!(check_webhook_url(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// Most executions in one report.
+const MAX_EXECUTIONS: usize = 500;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecutionsReport {
+    executions: Vec<edge_rules::Execution>,
+}
+
+#[utoipa::path(post, path = "/api/edge/rule-executions", tag = "edge", request_body(content = Object, description = "{executions: [...]}: what the edge's rule engine did (at most 500), as in its history file; executions of rules that are not the tenant's cloud rules are skipped"), security(("bearer" = [])), responses((status = 200, description = "recorded: how many were new", body = Envelope<serde_json::Value>), (status = 400, description = "validation error naming the field", body = ErrorEnvelope), (status = 401, description = "missing or invalid edge token", body = ErrorEnvelope)))]
+async fn edge_executions(
+    State(state): State<AppState>,
+    EdgeAuth(edge): EdgeAuth,
+    JsonBody(report): JsonBody<ExecutionsReport>,
+) -> Result<ApiResponse<Value>, ApiError> {
+    if report.executions.len() > MAX_EXECUTIONS {
+        return Err(ApiError::validation("executions", format!("at most {MAX_EXECUTIONS} per report")));
+    }
+    let rows: Vec<cloud_store::NewExecution> = report
+        .executions
+        .iter()
+        .filter_map(|e| {
+            let rule_id = Uuid::parse_str(&e.rule_id).ok()?;
+            let outcome = match e.outcome {
+                edge_rules::ExecutionOutcome::Fired => "fired",
+                edge_rules::ExecutionOutcome::Suppressed { .. } => "suppressed",
+            };
+            let detail = serde_json::to_value(e).ok()?;
+            if detail.to_string().contains("\\u0000") {
+                return None;
+            }
+            Some(cloud_store::NewExecution {
+                rule_id,
+                fired_at: e.at,
+                event_id: e.trigger_event,
+                outcome: outcome.to_owned(),
+                detail,
+            })
+        })
+        .collect();
+    let stored = state.store.record_edge_rule_executions(&edge, &rows).await?;
+    Ok(ApiResponse(serde_json::json!({ "received": report.executions.len(), "stored": stored })))
 }

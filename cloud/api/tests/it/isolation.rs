@@ -22,6 +22,13 @@ const EDGE_ACK: &str = "POST /api/edge/commands/{id}/ack";
 const EDGE_HEARTBEAT: &str = "POST /api/edge/heartbeat";
 const EDGE_CONFIG: &str = "GET /api/edge/config";
 const EDGE_CONFIG_REPORT: &str = "POST /api/edge/config/report";
+const EDGE_RULE_EXECUTIONS: &str = "POST /api/edge/rule-executions";
+
+fn executions_for(rule: &str) -> Value {
+    json!({ "executions": [{
+        "rule_id": rule, "rule_name": "x", "at": chrono::Utc::now(), "outcome": { "status": "fired" }, "actions": []
+    }] })
+}
 
 /// Operations a viewer may call although they are not GETs (their own session and password).
 const SELF_SERVICE: [&str; 5] = [
@@ -374,6 +381,21 @@ async fn another_tenant_walking_every_documented_operation_with_our_ids_gets_not
             covered.insert(op);
             continue;
         }
+        if op == EDGE_RULE_EXECUTIONS {
+            // B's edge reporting executions of A's rule stores nothing; user tokens are not edge
+            // credentials.
+            let body = executions_for(&fixture.rule);
+            let reply =
+                send(&state, json_request("POST", "/api/edge/rule-executions", Some(&b.edge_token), &body)).await;
+            assert_eq!(reply.status, StatusCode::OK);
+            assert_eq!(reply.json()["data"]["stored"], 0, "B's edge wrote A's rule history");
+            for (role, token) in &tokens {
+                let reply = send(&state, json_request("POST", "/api/edge/rule-executions", Some(token), &body)).await;
+                assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "rule executions as {role}");
+            }
+            covered.insert(op);
+            continue;
+        }
         if op == EDGE_CONFIG || op == EDGE_CONFIG_REPORT {
             // B's edge gets its own site's document and reports for itself only; user tokens are
             // not edge credentials.
@@ -554,6 +576,11 @@ async fn a_viewer_is_refused_every_write() {
         }
         if op == EDGE_HEARTBEAT {
             let reply = send(&state, json_request("POST", &path, Some(&viewer), &json!({ "version": "x" }))).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "edge credentials only");
+            continue;
+        }
+        if op == EDGE_RULE_EXECUTIONS {
+            let reply = send(&state, json_request("POST", &path, Some(&viewer), &executions_for(&fixture.rule))).await;
             assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "edge credentials only");
             continue;
         }

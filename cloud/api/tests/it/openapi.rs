@@ -63,6 +63,7 @@ async fn the_document_is_served_and_lists_every_endpoint() {
         "POST /api/edge/commands/{id}/ack",
         "POST /api/edge/config/report",
         "POST /api/edge/heartbeat",
+        "POST /api/edge/rule-executions",
         "POST /api/ingest/events",
         "POST /api/people",
         "POST /api/people/{id}/credentials",

@@ -222,3 +222,41 @@ async fn camera_analytics_are_checked_against_the_cameras_the_edges_have() {
     assert!(err.to_string().contains("lobby-l") && err.to_string().contains("yard"), "{err}");
     data(&send(&state, json_request("PUT", &path, Some(&admin), &json!([{ "id": "yard" }]))).await);
 }
+
+#[tokio::test]
+async fn the_edge_reports_what_cloud_rules_did_once_and_local_rules_are_skipped() {
+    let state = fresh_state().await;
+    let a = provision(&state, "acme").await;
+    let admin = token_for(&state, a.tenant_id, "admin@acme.test", Role::Admin).await;
+    let rule = json!({
+        "name": "Temperature Alert",
+        "trigger": { "type": "event", "event_kind": "sensor.reading" },
+        "actions": [{ "type": "log", "message": "hot" }],
+    });
+    let id = data(&send(&state, json_request("POST", "/api/rules", Some(&admin), &rule)).await)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let at = "2026-11-26T09:00:00.123456Z";
+    let report = json!({ "executions": [
+        { "rule_id": id, "rule_name": "Temperature Alert", "revision": 3, "at": at, "outcome": { "status": "fired" },
+          "actions": [{ "action": "log", "summary": "hot", "result": { "status": "ok" } }] },
+        { "rule_id": id, "rule_name": "Temperature Alert", "at": "2026-11-26T09:00:05Z",
+          "outcome": { "status": "suppressed", "reason": "cooldown", "until": "2026-11-26T09:05:00Z" } },
+        { "rule_id": "after-hours", "rule_name": "a local rule", "at": at, "outcome": { "status": "fired" } },
+    ] });
+    let path = "/api/edge/rule-executions";
+    let first = data(&send(&state, json_request("POST", path, Some(&a.edge_token), &report)).await);
+    assert_eq!((first["received"].as_u64(), first["stored"].as_u64()), (Some(3), Some(2)), "{first}");
+    let again = data(&send(&state, json_request("POST", path, Some(&a.edge_token), &report)).await);
+    assert_eq!(again["stored"].as_u64(), Some(0), "a report sent again adds nothing");
+    let history = data(&send(&state, bare_request("GET", &format!("/api/rules/{id}/history"), Some(&admin))).await);
+    let outcomes: Vec<&str> = history.as_array().unwrap().iter().map(|h| h["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, vec!["suppressed", "fired"], "{history}");
+    assert_eq!(history[1]["detail"]["actions"][0]["result"]["status"], "ok", "{history}");
+
+    let bad = json!({ "executions": [{ "rule_id": id }] });
+    send(&state, json_request("POST", path, Some(&a.edge_token), &bad))
+        .await
+        .error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+}
