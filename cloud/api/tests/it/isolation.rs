@@ -20,6 +20,7 @@ const INGEST: &str = "POST /api/ingest/events";
 const EDGE_COMMANDS: &str = "GET /api/edge/commands";
 const EDGE_ACK: &str = "POST /api/edge/commands/{id}/ack";
 const EDGE_HEARTBEAT: &str = "POST /api/edge/heartbeat";
+const EDGE_ENROL: &str = "POST /api/edge/enrol";
 
 /// Operations a viewer may call although they are not GETs (their own session and password).
 const SELF_SERVICE: [&str; 5] = [
@@ -55,6 +56,7 @@ fn hook_body() -> Value {
 /// Tenant A's resources, created through the API (and the ingest endpoint).
 struct Fixture {
     site: String,
+    edge: String,
     zone: String,
     camera: String,
     device: String,
@@ -73,6 +75,8 @@ impl Fixture {
         let kind = path.trim_start_matches("/api/").split('/').next().unwrap();
         match kind {
             "cameras" => &self.camera,
+            "sites" => &self.site,
+            "edges" => &self.edge,
             "people" => &self.person,
             "credentials" => &self.credential,
             "rules" => &self.rule,
@@ -108,6 +112,7 @@ fn body_for(op: &str, r: &Fixture, n: usize) -> Option<(Option<Value>, bool)> {
         | "GET /api/cameras"
         | "GET /api/cameras/{id}"
         | "DELETE /api/cameras/{id}"
+        | "DELETE /api/edges/{id}"
         | "GET /api/detections/recent"
         | "GET /api/detections/{id}"
         | "GET /api/devices"
@@ -160,6 +165,7 @@ fn body_for(op: &str, r: &Fixture, n: usize) -> Option<(Option<Value>, bool)> {
         "POST /api/streams/start" | "POST /api/streams/stop" => (Some(json!({ "camera_id": r.camera })), true),
         "POST /api/webhooks/register" => (Some(hook_body()), false),
         "POST /api/zones" => (Some(json!({ "site_id": r.site, "name": format!("spy zone {n}") })), true),
+        "POST /api/sites/{id}/claim-codes" => (Some(json!({ "ttl_hours": 1 })), false),
         _ => return None,
     })
 }
@@ -259,6 +265,7 @@ async fn tenant_a(state: &cloud_api::AppState) -> (Fixture, cloud_store::Provisi
     ];
     let fixture = Fixture {
         site: a.site_id.to_string(),
+        edge: a.edge_id.to_string(),
         zone,
         camera,
         device,
@@ -356,6 +363,27 @@ async fn another_tenant_walking_every_documented_operation_with_our_ids_gets_not
             }
             let edges_a = state.store.list_edges(a.tenant_id, None).await.unwrap();
             assert!(edges_a.iter().all(|e| e.health.is_none()), "B's heartbeat landed on A's edge");
+            covered.insert(op);
+            continue;
+        }
+        if op == EDGE_ENROL {
+            // No credential but a claim code: A's ids, secrets and anything guessed are not codes,
+            // whoever sends them, and the answer tells nothing.
+            for guess in fixture.secrets.iter().map(String::as_str).chain(["ABCD-EFGH-JKMN", ""]) {
+                for (role, token) in &tokens {
+                    let body = json!({ "code": guess, "name": format!("spy {n}") });
+                    n += 1;
+                    let reply = send(&state, json_request("POST", "/api/edge/enrol", Some(token), &body)).await;
+                    assert_no_leak(&format!("enrol as B's {role}"), &reply, &fixture);
+                    assert!(
+                        matches!(reply.status, StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS),
+                        "enrol with {guess:?} as {role}: {}",
+                        reply.status
+                    );
+                }
+            }
+            let edges_a = state.store.list_edges(a.tenant_id, None).await.unwrap();
+            assert_eq!(edges_a.len(), 1, "an edge appeared at A's site: {edges_a:?}");
             covered.insert(op);
             continue;
         }
@@ -517,6 +545,13 @@ async fn a_viewer_is_refused_every_write() {
         if op == EDGE_HEARTBEAT {
             let reply = send(&state, json_request("POST", &path, Some(&viewer), &json!({ "version": "x" }))).await;
             assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "edge credentials only");
+            continue;
+        }
+        if op == EDGE_ENROL {
+            // Unauthenticated (a claim code is the credential): a viewer's token changes nothing.
+            let body = json!({ "code": "ABCD-EFGH-JKMN" });
+            let reply = send(&state, json_request("POST", &path, Some(&viewer), &body)).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "a claim code, not a user, enrols");
             continue;
         }
         if op == EDGE_ACK {

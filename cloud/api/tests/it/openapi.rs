@@ -24,6 +24,7 @@ async fn the_document_is_served_and_lists_every_endpoint() {
     operations.sort();
     let expected = [
         "DELETE /api/cameras/{id}",
+        "DELETE /api/edges/{id}",
         "DELETE /api/people/{id}",
         "DELETE /api/rules/{id}",
         "DELETE /api/webhooks/{id}",
@@ -59,6 +60,7 @@ async fn the_document_is_served_and_lists_every_endpoint() {
         "POST /api/devices",
         "POST /api/devices/{id}/command",
         "POST /api/edge/commands/{id}/ack",
+        "POST /api/edge/enrol",
         "POST /api/edge/heartbeat",
         "POST /api/ingest/events",
         "POST /api/people",
@@ -66,6 +68,7 @@ async fn the_document_is_served_and_lists_every_endpoint() {
         "POST /api/rules",
         "POST /api/rules/{id}/disable",
         "POST /api/rules/{id}/enable",
+        "POST /api/sites/{id}/claim-codes",
         "POST /api/streams/start",
         "POST /api/streams/stop",
         "POST /api/webhooks/register",
