@@ -53,7 +53,14 @@ impl EvictionAlerts {
                         self.record(report.evicted);
                         spooled.notify_one();
                     }
-                    Err(error) => tracing::error!(%error, ?counts, "Cannot spool the eviction report."),
+                    Err(error) => {
+                        // Kept for the next report: the evictions are said once there is room.
+                        tracing::error!(%error, ?counts, "Cannot spool the eviction report yet; retrying.");
+                        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+                        for (class, n) in counts.non_zero() {
+                            *pending.get_mut(class) += n;
+                        }
+                    }
                 }
             }
             if stop {
