@@ -94,10 +94,14 @@ impl Sender {
                             }
                         }
                     }
-                    if let Err(error) = self.spool.ack(&done) {
-                        // The events stay spooled and are sent again; the cloud deduplicates.
-                        tracing::error!(%error, "Cannot remove acknowledged events from the spool.");
-                    }
+                    let ack_failed = match self.spool.ack(&done) {
+                        Ok(()) => false,
+                        Err(error) => {
+                            // The events stay spooled and are sent again; the cloud deduplicates.
+                            tracing::error!(%error, "Cannot remove acknowledged events from the spool.");
+                            true
+                        }
+                    };
                     self.stats.batches_sent.fetch_add(1, Relaxed);
                     self.stats.events_acked.fetch_add(done.len() as u64, Relaxed);
                     self.stats.last_success_micros.store(Timestamp::from(SystemTime::now()).as_micros(), Relaxed);
@@ -107,6 +111,10 @@ impl Sender {
                     self.stats.set_state("ok");
                     self.backoff.reset();
                     batch_max = self.batch_max;
+                    if ack_failed {
+                        // Not straight back to the same batch: wait for the disk (or whatever it is).
+                        self.pause(&cancel).await;
+                    }
                 }
                 Err(UplinkError::TooLarge) if batch_max > 1 => {
                     batch_max = (batch_max / 2).max(1);

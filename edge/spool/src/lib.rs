@@ -293,7 +293,12 @@ impl Spool {
         }
         for (class, key, reason) in corrupt {
             tracing::error!(class = class.as_str(), key = ?key.as_ref(), %reason, "Corrupt spool record moved to quarantine.");
-            self.move_to_quarantine(class, &key, &reason)?;
+            match self.move_to_quarantine(class, &key, &reason) {
+                Ok(()) => {}
+                // Skipped this time, moved once the disk has room.
+                Err(error) if error.is_disk_full() => {}
+                Err(error) => return Err(error),
+            }
         }
         Ok(out)
     }
@@ -312,8 +317,17 @@ impl Spool {
         Ok(oldest)
     }
 
-    /// Removes events the cloud has stored.
+    /// Removes events the cloud has stored. Below the disk floor nothing is removed either (a
+    /// removal is a write for sled): [`SpoolError::DiskFull`], the events are sent again later and
+    /// the cloud deduplicates them.
     pub fn ack(&self, keys: &[SpoolKey]) -> Result<(), SpoolError> {
+        let disk = self.disk();
+        if disk.full {
+            return Err(SpoolError::DiskFull {
+                free_bytes: disk.free_bytes.unwrap_or(0),
+                floor_bytes: self.config.floor_bytes,
+            });
+        }
         let mut usage = self.usage();
         for key in keys {
             if let Some(old) = self.tree(key.class).remove(key.seq.to_be_bytes())? {
@@ -331,6 +345,14 @@ impl Spool {
     }
 
     fn move_to_quarantine(&self, class: Class, key: &[u8], reason: &str) -> Result<(), SpoolError> {
+        let disk = self.disk();
+        if disk.full {
+            // Kept where it is (a write below the floor could wreck sled); moved next time.
+            return Err(SpoolError::DiskFull {
+                free_bytes: disk.free_bytes.unwrap_or(0),
+                floor_bytes: self.config.floor_bytes,
+            });
+        }
         let mut usage = self.usage();
         let Some(value) = self.tree(class).remove(key)? else { return Ok(()) };
         *usage.bytes.get_mut(class) = usage.bytes.get(class).saturating_sub(value.len() as u64);

@@ -289,6 +289,10 @@ fn a_filling_disk_evicts_the_evictable_first_then_refuses_without_breaking_the_s
     assert_eq!(report.evicted.get(Class::Detection), 1);
     assert_eq!(spool.refused_disk_full(), 1);
     assert!(spool.disk().full);
+    // Removing is writing too: acknowledgements wait (the events are sent again, deduplicated).
+    let waiting = spool.peek(10).unwrap();
+    assert!(spool.ack(&keys(&waiting)).unwrap_err().is_disk_full());
+    assert_eq!(spool.len(), 2);
 
     // Space comes back: the same alarm is stored, everything still reads and acks.
     FAKE_FREE.store(1 << 20, Relaxed);
