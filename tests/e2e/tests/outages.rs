@@ -1,15 +1,98 @@
 //! Fault tests on real processes: the cloud killed with SIGKILL mid-ingest, and PostgreSQL stopped
-//! (immediate mode, like a crash) and started again while the edge keeps uploading. Every event
-//! arrives exactly once, in order per source; the cloud survives its database going away.
+//! (immediate mode, like a crash) and started again while the edge keeps uploading under load
+//! (detections from the camera, and a badge reader swiping every 50 ms). Every event arrives exactly
+//! once, in order per source; the cloud survives its database going away.
 //!
 //! Needs the workspace binaries (`cargo build --workspace --bins`) and `tests/setup/fixtures.sh`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use e2e::Site;
+use devsim::{Identity, SimDevice};
+use e2e::{Site, SiteOptions};
 use serde_json::Value;
+
+/// A badge reader swiping every 50 ms (access decisions: a steady stream of the access class).
+struct DoorLoad {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<usize>,
+}
+
+impl DoorLoad {
+    fn start(site: &Site) -> DoorLoad {
+        let identity = Identity {
+            broker: ([127, 0, 0, 1], site.mqtt_port.unwrap()).into(),
+            site: "hq".into(),
+            zone: "lobby".into(),
+            id: "reader-1".into(),
+            password: "reader-1-pw".into(),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let reader = rt.block_on(SimDevice::connect(identity, false)).unwrap();
+            let mut swipes = 0;
+            while !flag.load(Ordering::Relaxed) {
+                rt.block_on(reader.swipe(if swipes % 2 == 0 { "A1" } else { "NOPE" }, None)).unwrap();
+                swipes += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // Let the last swipes reach the edge before the connection goes.
+            std::thread::sleep(Duration::from_millis(500));
+            rt.block_on(reader.disconnect());
+            swipes
+        });
+        DoorLoad { stop, thread }
+    }
+
+    /// Stops swiping; how many swipes were made.
+    fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+fn loaded_site() -> Site {
+    Site::start_with(SiteOptions { doors: true, ..SiteOptions::default() }).unwrap()
+}
+
+/// Every swipe is decided and stored exactly once, and in order.
+fn assert_every_swipe_once_in_order(site: &Site, swipes: usize) {
+    site.wait_for("every access decision in the cloud", Duration::from_secs(120), |s| {
+        Ok(s.cloud_events("access.granted")?.len() + s.cloud_events("access.denied")?.len() >= swipes)
+    })
+    .unwrap();
+    let mut events = site.cloud_events("access.granted").unwrap();
+    events.extend(site.cloud_events("access.denied").unwrap());
+    let unique: HashSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(unique.len(), events.len(), "an access event is stored twice");
+    assert_eq!(events.len(), swipes, "one access decision stored per swipe");
+    assert_in_order(&events);
+}
+
+/// Per source, sorted by when they happened, the events were also stored in that order.
+fn assert_in_order(events: &[Value]) {
+    let time = |e: &Value, k: &str| e[k].as_str().unwrap().parse::<DateTime<Utc>>().unwrap();
+    let mut by_source: HashMap<String, Vec<&Value>> = HashMap::new();
+    for e in events {
+        by_source.entry(e["source"]["id"].as_str().unwrap().to_owned()).or_default().push(e);
+    }
+    for list in by_source.values_mut() {
+        list.sort_by_key(|e| (time(e, "occurred_at"), e["id"].as_str().unwrap().to_owned()));
+        for pair in list.windows(2) {
+            assert!(
+                time(pair[0], "received_at") <= time(pair[1], "received_at"),
+                "stored out of order: {} then {}",
+                pair[0]["id"],
+                pair[1]["id"]
+            );
+        }
+    }
+}
 
 const PERSON: &str = "detection.person";
 
@@ -37,23 +120,7 @@ fn assert_exactly_once_in_order(site: &Site) -> usize {
     let missing: Vec<&String> = confirmed.iter().filter(|id| !unique.contains(id.as_str())).collect();
     assert!(missing.is_empty(), "{} of {} spooled events never arrived: {missing:?}", missing.len(), confirmed.len());
     assert_eq!(stored.len(), confirmed.len(), "the cloud holds exactly what the edge spooled");
-
-    let time = |e: &Value, k: &str| e[k].as_str().unwrap().parse::<DateTime<Utc>>().unwrap();
-    let mut by_source: HashMap<String, Vec<&Value>> = HashMap::new();
-    for e in &events {
-        by_source.entry(e["source"]["id"].as_str().unwrap().to_owned()).or_default().push(e);
-    }
-    for list in by_source.values_mut() {
-        list.sort_by_key(|e| (time(e, "occurred_at"), e["id"].as_str().unwrap().to_owned()));
-        for pair in list.windows(2) {
-            assert!(
-                time(pair[0], "received_at") <= time(pair[1], "received_at"),
-                "stored out of order: {} then {}",
-                pair[0]["id"],
-                pair[1]["id"]
-            );
-        }
-    }
+    assert_in_order(&events);
     stored.len()
 }
 
@@ -68,7 +135,8 @@ fn cloud_health(site: &Site) -> Option<u16> {
 
 #[test]
 fn the_cloud_killed_mid_ingest_three_times_loses_and_duplicates_nothing() {
-    let mut site = Site::start(4.0).unwrap();
+    let mut site = loaded_site();
+    let doors = DoorLoad::start(&site);
     site.wait_for("first detections in the cloud", Duration::from_secs(120), |s| {
         Ok(!s.cloud_events(PERSON)?.is_empty())
     })
@@ -87,17 +155,20 @@ fn the_cloud_killed_mid_ingest_three_times_loses_and_duplicates_nothing() {
         .unwrap();
         site.start_cloud().unwrap_or_else(|e| panic!("restart {round}: {e}"));
     }
+    let swipes = doors.stop();
     site.stop_camera();
     spool_drained(&site);
     let stored = assert_exactly_once_in_order(&site);
     assert!(stored >= 5, "too little load to mean anything: {stored}");
-    eprintln!("cloud kill -9 x3: {stored} events stored once each, in order");
+    assert_every_swipe_once_in_order(&site, swipes);
+    eprintln!("cloud kill -9 x3: {stored} detections and {swipes} access decisions stored once each, in order");
     site.stop_edge().unwrap();
 }
 
 #[test]
 fn postgresql_stopped_mid_ingest_and_started_again_loses_nothing_and_the_cloud_survives() {
-    let mut site = Site::start(4.0).unwrap();
+    let mut site = loaded_site();
+    let doors = DoorLoad::start(&site);
     site.wait_for("first detections in the cloud", Duration::from_secs(120), |s| {
         Ok(!s.cloud_events(PERSON)?.is_empty())
     })
@@ -126,12 +197,16 @@ fn postgresql_stopped_mid_ingest_and_started_again_loses_nothing_and_the_cloud_s
     std::thread::sleep(Duration::from_secs(3));
     site.pg.start_again().unwrap();
 
+    let swipes = doors.stop();
     site.stop_camera();
     spool_drained(&site);
     assert_eq!(site.cloud.as_ref().unwrap().id(), cloud_pid, "the same cloud process served throughout");
     assert!(site.cloud.as_mut().unwrap().try_wait().unwrap().is_none(), "the cloud is still running");
     let stored = assert_exactly_once_in_order(&site);
     assert!(stored >= 5, "too little load to mean anything: {stored}");
-    eprintln!("PostgreSQL stopped twice mid-ingest: {stored} events stored once each, in order");
+    assert_every_swipe_once_in_order(&site, swipes);
+    eprintln!(
+        "PostgreSQL stopped twice mid-ingest: {stored} detections and {swipes} access decisions stored once each, in order"
+    );
     site.stop_edge().unwrap();
 }
