@@ -372,6 +372,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_unenrolled_uplink_says_so_until_retargeted_and_clones_follow() {
+        let up = Uplink::unenrolled();
+        let clone = up.clone();
+        assert!(!up.is_enrolled());
+        let err = clone.send(&batch(&[1])).await.unwrap_err();
+        assert!(matches!(err, UplinkError::NotEnrolled) && err.is_retryable(), "{err:?}");
+        assert!(matches!(clone.heartbeat(&serde_json::json!({})).await, Err(UplinkError::NotEnrolled)));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let cfg = UplinkConfig {
+            url: format!("http://127.0.0.1:{port}"),
+            token: "t".into(),
+            ca_cert: None,
+            timeout: Duration::from_secs(2),
+        };
+        up.retarget(&cfg).unwrap();
+        assert!(clone.is_enrolled());
+        assert!(matches!(clone.send(&batch(&[1])).await, Err(UplinkError::Unavailable(_))));
+        assert!(up.retarget(&UplinkConfig { url: "ftp://x".into(), ..cfg }).is_err());
+        assert!(clone.is_enrolled(), "a bad target leaves the previous one");
+    }
+
+    #[tokio::test]
     async fn a_dead_cloud_is_retryable_unavailability() {
         // Bind then drop a listener so the port is closed.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
