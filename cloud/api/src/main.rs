@@ -135,6 +135,10 @@ struct ServeArgs {
     /// TimescaleDB retention policy. 0 keeps events forever.
     #[arg(long, env = "VIGIL_EVENTS_RETENTION_DAYS", default_value_t = cloud_store::DEFAULT_RETENTION_DAYS)]
     events_retention_days: u32,
+    /// The cloud's public base URL as edges reach it (e.g. https://cloud.example.com), told to an
+    /// edge when it enrols; without it, an edge keeps the address it enrolled with.
+    #[arg(long, env = "VIGIL_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +212,11 @@ async fn run_serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     };
     let auth = args.auth.config()?;
     let cors_origins = cors_origins(&args.cors_origins)?;
+    if let Some(url) = &args.public_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        return Err(ConfigError("--public-url must start with https:// or http://".into()).into());
+    }
     let store = connect_and_migrate(url).await?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr().context("cannot read the listening address")?;
@@ -223,7 +232,8 @@ async fn run_serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState::build(store.clone(), auth)
         .await
         .context("cannot prepare authentication")?
-        .with_cors_origins(cors_origins);
+        .with_cors_origins(cors_origins)
+        .with_public_url(args.public_url.clone());
     let server = async {
         match tls {
             Some(tls) => serve_tls(listener, tls, state, cancel.clone()).await,

@@ -15,6 +15,9 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Browser origins allowed by CORS (e.g. the dashboard's); empty: no CORS headers at all.
     pub cors_origins: Arc<[HeaderValue]>,
+    /// The cloud's public base URL for edges (`--public-url`), told to an edge when it enrols;
+    /// `None`: the edge keeps the address it enrolled with.
+    pub public_url: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -32,7 +35,13 @@ impl AppState {
         let limiter = RateLimiter::new(config.auth_rate_per_minute, minute);
         let ip_limiter = RateLimiter::new(config.auth_rate_per_minute.saturating_mul(IP_RATE_FACTOR), minute);
         let auth = Auth { config, keys, hasher, limiter, ip_limiter };
-        Ok(AppState { store, auth: Arc::new(auth), cors_origins: Arc::new([]) })
+        Ok(AppState { store, auth: Arc::new(auth), cors_origins: Arc::new([]), public_url: None })
+    }
+
+    /// Tells enrolling edges this base URL (e.g. `https://cloud.example.com`).
+    pub fn with_public_url(mut self, url: Option<String>) -> AppState {
+        self.public_url = url.map(|u| Arc::from(u.trim_end_matches('/')));
+        self
     }
 
     /// Allows these browser origins (exact `scheme://host[:port]` values) through CORS.

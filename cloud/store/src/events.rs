@@ -137,7 +137,8 @@ impl Store {
         }
 
         if !columns.ids.is_empty() {
-            let mut tx = self.tenant_tx(edge.tenant_id).await?;
+            // Durable before acknowledged: the edge deletes its copy on our answer.
+            let mut tx = self.tenant_tx_durable(edge.tenant_id).await?;
             let inserted: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(INSERT_EVENTS)
                 .bind(edge.tenant_id.as_uuid())
                 .bind(edge.site_id)

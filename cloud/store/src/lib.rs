@@ -19,6 +19,7 @@
 
 mod devices;
 mod edges;
+mod enrolment;
 mod error;
 mod events;
 mod keys;
@@ -40,6 +41,9 @@ use sqlx::{ConnectOptions as _, Connection as _, PgPool};
 
 pub use devices::{COMMAND_OUTCOMES, DEVICE_KINDS, Device, DeviceCommand, EdgeCommand, NewCommand, NewDevice};
 pub use edges::EdgeStatus;
+pub use enrolment::{
+    CLAIM_ALPHABET, CLAIM_CODE_LEN, ClaimCode, EnrolRequest, Enrolled, MAX_CLAIM_TTL_HOURS, canonical_code,
+};
 pub use error::StoreError;
 pub use events::{EventCursor, EventQuery, Page, StoredEvent};
 pub use keys::SigningKeyRow;

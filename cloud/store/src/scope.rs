@@ -30,6 +30,18 @@ impl Store {
         Ok(self.pool.begin_with(AssertSqlSafe(begin)).await?)
     }
 
+    /// Like [`Store::tenant_tx`], with `synchronous_commit = on` for this transaction whatever the
+    /// server's setting: its commit returns only once the WAL is flushed, so what it stores survives
+    /// a database crash. For ingest, whose commit is what the edge deletes its copy on.
+    pub(crate) async fn tenant_tx_durable(&self, tenant: TenantId) -> Result<Tx, StoreError> {
+        let begin = format!(
+            "BEGIN; SET LOCAL synchronous_commit = on; SET LOCAL ROLE vigil_app; \
+             SELECT set_config('vigil.tenant_id', '{}', true)",
+            tenant.as_uuid()
+        );
+        Ok(self.pool.begin_with(AssertSqlSafe(begin)).await?)
+    }
+
     /// Begins a system transaction: every tenant's rows, for credential lookups and provisioning.
     pub(crate) async fn system_tx(&self) -> Result<Tx, StoreError> {
         Ok(self.pool.begin_with("BEGIN; SELECT set_config('vigil.system', 'on', true)").await?)

@@ -203,7 +203,7 @@ impl Store {
 }
 
 /// Trims `value` and checks it is a usable name.
-fn check_name<'a>(field: &'static str, value: &'a str) -> Result<&'a str, StoreError> {
+pub(crate) fn check_name<'a>(field: &'static str, value: &'a str) -> Result<&'a str, StoreError> {
     let value = value.trim();
     let reason = if value.is_empty() {
         "must not be empty".to_owned()

@@ -24,6 +24,8 @@ pub const TOKEN_ENV: &str = "VIGIL_EDGE_TOKEN";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    /// Absent (or partly) on an edge enrolled with a claim code: the enrolment file supplies it.
+    #[serde(default)]
     site: RawSite,
     cloud: RawCloud,
     spool: RawSpool,
@@ -185,18 +187,22 @@ struct RawAccess {
     site_document: PathBuf,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSite {
-    tenant: String,
-    site: String,
+    tenant: Option<String>,
+    site: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCloud {
-    url: String,
+    /// Absent on an edge enrolled with a claim code (the enrolment file supplies it).
+    url: Option<String>,
     token_file: Option<PathBuf>,
+    /// Enrolment state file (`vigil-edge enrol` or the status page writes it); when it exists it
+    /// overrides `[site]` and `cloud.url`. Needs `token_file` (where enrolment writes the token).
+    enrolment: Option<PathBuf>,
     ca_cert: Option<PathBuf>,
     #[serde(default = "default_timeout_secs")]
     timeout_secs: u64,
@@ -241,6 +247,15 @@ struct RawSpool {
     /// Size bound in MiB; detections, telemetry and clips are evicted (oldest first) beyond it.
     #[serde(default = "default_spool_max_mb")]
     max_mb: u64,
+    /// Free disk space (MiB) kept for alarms and access events: below it, detections, telemetry
+    /// and clips are evicted and no new ones are stored. A quarter of it (at least 1 MiB) is never
+    /// written at all. 0 turns disk checks off.
+    #[serde(default = "default_spool_reserve_mb")]
+    reserve_mb: u64,
+}
+
+fn default_spool_reserve_mb() -> u64 {
+    64
 }
 
 fn default_spool_max_mb() -> u64 {
@@ -393,6 +408,8 @@ pub struct Config {
     pub cloud: CloudConfig,
     pub spool_path: PathBuf,
     pub spool_max_bytes: u64,
+    /// Free disk kept for alarms and access (see `[spool] reserve_mb`).
+    pub spool_reserve_bytes: u64,
     pub status_listen: SocketAddr,
     pub detector: DetectorConfig,
     pub cameras: Vec<CameraEntry>,
@@ -440,8 +457,11 @@ pub struct AccessSettings {
 
 #[derive(Debug, Clone)]
 pub struct CloudConfig {
+    /// Empty on an edge that is not enrolled yet.
     pub url: String,
     pub token_file: Option<PathBuf>,
+    /// Enrolment state file (see [`crate::enrol`]).
+    pub enrolment: Option<PathBuf>,
     pub ca_cert: Option<PathBuf>,
     pub timeout: Duration,
     pub batch_max: usize,
@@ -490,6 +510,10 @@ pub struct ConfigError {
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -517,12 +541,30 @@ impl Config {
                 Uuid::nil()
             })
         };
-        let tenant = uuid("site.tenant", &raw.site.tenant, &mut p);
-        let site = uuid("site.site", &raw.site.site, &mut p);
-
         let c = &raw.cloud;
-        if !(c.url.starts_with("https://") || c.url.starts_with("http://")) {
-            p.push(format!("cloud.url: {:?} must start with https:// or http://", c.url));
+        let enrolable = c.enrolment.is_some();
+        let id = |field: &str, v: &Option<String>, p: &mut Vec<String>| match v {
+            Some(v) => uuid(field, v, p),
+            None => {
+                if !enrolable {
+                    p.push(format!("{field}: required (or set cloud.enrolment and enrol the edge with a claim code)"));
+                }
+                Uuid::nil()
+            }
+        };
+        let tenant = id("site.tenant", &raw.site.tenant, &mut p);
+        let site = id("site.site", &raw.site.site, &mut p);
+        match &c.url {
+            Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+                p.push(format!("cloud.url: {url:?} must start with https:// or http://"));
+            }
+            None if !enrolable => {
+                p.push("cloud.url: required (or set cloud.enrolment and enrol the edge with a claim code)".into());
+            }
+            _ => {}
+        }
+        if enrolable && c.token_file.is_none() {
+            p.push("cloud.token_file: required with cloud.enrolment (enrolment writes the token there)".into());
         }
         if c.timeout_secs == 0 || c.timeout_secs > 600 {
             p.push("cloud.timeout_secs: must be 1..=600".into());
@@ -795,8 +837,9 @@ impl Config {
             tenant,
             site,
             cloud: CloudConfig {
-                url: c.url.trim_end_matches('/').to_owned(),
+                url: c.url.as_deref().unwrap_or_default().trim_end_matches('/').to_owned(),
                 token_file: c.token_file.clone(),
+                enrolment: c.enrolment.clone(),
                 ca_cert: c.ca_cert.clone(),
                 timeout: Duration::from_secs(c.timeout_secs),
                 batch_max: c.batch_max,
@@ -811,6 +854,7 @@ impl Config {
             },
             spool_path: raw.spool.path,
             spool_max_bytes: raw.spool.max_mb.saturating_mul(1 << 20),
+            spool_reserve_bytes: raw.spool.reserve_mb.saturating_mul(1 << 20),
             status_listen,
             detector: DetectorConfig {
                 onnxruntime: d.onnxruntime.clone(),
@@ -837,9 +881,20 @@ impl Config {
         })
     }
 
+    /// Free disk the spool never writes into: a quarter of the reserve, at least 1 MiB (0 without
+    /// a reserve).
+    pub fn spool_floor_bytes(&self) -> u64 {
+        if self.spool_reserve_bytes == 0 {
+            0
+        } else {
+            (self.spool_reserve_bytes / 4).clamp(1 << 20, self.spool_reserve_bytes)
+        }
+    }
+
     /// Checks that referenced files exist and the token is available (what `check-config` adds to
-    /// parsing). Returns the token.
-    pub fn check_files(&self) -> Result<Secret, ConfigError> {
+    /// parsing). Returns the token; `None` for an edge that is waiting to be enrolled
+    /// (`cloud.enrolment` set, no enrolment yet, no token).
+    pub fn check_files(&self) -> Result<Option<Secret>, ConfigError> {
         let mut p = Vec::new();
         for (name, path) in
             [("detector.onnxruntime", &self.detector.onnxruntime), ("detector.model", &self.detector.yolo.model)]
@@ -897,8 +952,13 @@ impl Config {
                 None
             }
         };
+        if token.is_none() && self.waiting_for_enrolment() {
+            // Not enrolled yet: the missing token is expected, not a problem.
+            p.retain(|problem| !problem.starts_with("cloud.token_file") && !problem.starts_with("cloud: no token"));
+            return if p.is_empty() { Ok(None) } else { Err(ConfigError { problems: p }) };
+        }
         match token {
-            Some(t) if p.is_empty() => Ok(Secret(t)),
+            Some(t) if p.is_empty() => Ok(Some(Secret(t))),
             _ => Err(ConfigError { problems: p }),
         }
     }
@@ -955,6 +1015,13 @@ mod tests {
         let err = cfg.check_files().unwrap_err().to_string();
         assert!(err.contains("detector.model"), "{err}");
         assert!(err.contains("detector.onnxruntime"), "{err}");
+        // The default waits to be enrolled: no token yet is expected, not a problem.
+        assert!(!err.contains("token"), "{err}");
+        let provisioned = DEFAULT_CONFIG.replace(
+            "tenant = \"00000000-0000-0000-0000-000000000000\"",
+            "tenant = \"0190a000-0000-7000-8000-000000000001\"",
+        );
+        let err = Config::from_toml(&provisioned).unwrap().check_files().unwrap_err().to_string();
         assert!(err.contains("token_file"), "{err}");
     }
 

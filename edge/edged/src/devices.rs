@@ -586,12 +586,15 @@ impl DevicesStage {
 }
 
 /// Appends journalled events to the spool in batches (one fsync per batch) on a blocking thread,
-/// with retries; a failure is counted and logged at ERROR, never silent. Ends when the stage does.
+/// with retries; a failure is counted and logged at ERROR, never silent. A full disk is waited out
+/// (access decisions and alarms are never given up for it; the spool writes nothing meanwhile and
+/// the batches wait in the channel). Ends when the stage does.
 async fn write_journal(
     mut rx: mpsc::Receiver<Vec<Event>>,
     spool: Spool,
     spooled: Arc<Notify>,
     stats: Arc<DeviceStats>,
+    eviction: crate::eviction::EvictionAlerts,
 ) {
     while let Some(mut batch) = rx.recv().await {
         while batch.len() < 1024 {
@@ -602,14 +605,33 @@ async fn write_journal(
         }
         let n = batch.len() as u64;
         let spool = spool.clone();
+        let eviction = eviction.clone();
         let result = tokio::task::spawn_blocking(move || {
             let mut delay = Duration::from_millis(20);
             let mut last = None;
-            for _ in 0..5 {
+            let mut failures = 0;
+            let mut said_full = false;
+            while failures < 5 {
                 match spool.append(&batch) {
-                    Ok(_) => return Ok(()),
+                    Ok(report) => {
+                        if report.evicted.total() > 0 {
+                            eviction.record(report.evicted);
+                        }
+                        if said_full {
+                            tracing::info!(events = batch.len(), "Disk has room again; device events spooled.");
+                        }
+                        return Ok(());
+                    }
+                    Err(e) if e.is_disk_full() => {
+                        if !said_full {
+                            tracing::error!(error = %e, events = batch.len(), "Disk full: device events wait in memory until there is room.");
+                            said_full = true;
+                        }
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
                     Err(e) => {
                         last = Some(e.to_string());
+                        failures += 1;
                         std::thread::sleep(delay);
                         delay *= 2;
                     }
@@ -646,6 +668,8 @@ pub struct DevicesBuilt {
     /// Orders for doors and devices (rules, remote commands): send here once spawned.
     pub control: mpsc::Sender<(Control, ControlReply)>,
     control_rx: mpsc::Receiver<(Control, ControlReply)>,
+    /// Where the journal writer reports evictions (telemetry not stored on a low disk).
+    pub(crate) eviction: crate::eviction::EvictionAlerts,
 }
 
 impl DevicesBuilt {
@@ -702,6 +726,7 @@ impl DevicesBuilt {
         tracing::info!(listen = %mqtt.local_addr, tls = ?tls_listen, devices, "MQTT front listening; broker on loopback.");
         let (control, control_rx) = mpsc::channel(256);
         Ok(Some(DevicesBuilt {
+            eviction: crate::eviction::EvictionAlerts::default(),
             control,
             control_rx,
             mqtt,
@@ -766,7 +791,7 @@ impl DevicesBuilt {
                 .run(rx, self.control_rx, cancel.child_token())
                 .instrument(tracing::info_span!("stage", stage = "devices")),
         );
-        let journal = write_journal(journal_rx, spool, spooled, stats);
+        let journal = write_journal(journal_rx, spool, spooled, stats, self.eviction);
         tasks.spawn(journal.instrument(tracing::info_span!("stage", stage = "devices_journal")));
     }
 }

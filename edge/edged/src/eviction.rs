@@ -46,6 +46,7 @@ impl EvictionAlerts {
             };
             let counts = self.take();
             if counts.total() > 0 {
+                tracing::warn!(?counts, "Spool evicted records (size bound or low disk); reported as an alert.");
                 let now = Timestamp::from(SystemTime::now());
                 let event = eviction_alert(counts, tenant, site, now, crate::detect::event_id(now));
                 match spool.append(std::slice::from_ref(&event)) {
@@ -53,7 +54,14 @@ impl EvictionAlerts {
                         self.record(report.evicted);
                         spooled.notify_one();
                     }
-                    Err(error) => tracing::error!(%error, ?counts, "Cannot spool the eviction report."),
+                    Err(error) => {
+                        // Kept for the next report: the evictions are said once there is room.
+                        tracing::error!(%error, ?counts, "Cannot spool the eviction report yet; retrying.");
+                        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+                        for (class, n) in counts.non_zero() {
+                            *pending.get_mut(class) += n;
+                        }
+                    }
                 }
             }
             if stop {
@@ -77,7 +85,10 @@ pub fn eviction_alert(counts: ClassCounts, tenant: Uuid, site: Uuid, now: Timest
         payload: Payload::Alert(Alert {
             rule: Some("spool.eviction".into()),
             severity: Severity::Warning,
-            message: format!("edge spool full: evicted {} to keep within its size bound", parts.join(", ")),
+            message: format!(
+                "edge spool full or disk low: evicted {} to keep room for alarms and access events",
+                parts.join(", ")
+            ),
         }),
     }
 }
@@ -96,7 +107,10 @@ mod tests {
         let e = eviction_alert(counts, Uuid::nil(), Uuid::nil(), Timestamp(5), Uuid::from_u128(1));
         assert_eq!(e.kind, EventKind::AlertTriggered);
         let Payload::Alert(a) = e.payload else { panic!("not an alert") };
-        assert_eq!(a.message, "edge spool full: evicted 3 detection, 12 telemetry to keep within its size bound");
+        assert_eq!(
+            a.message,
+            "edge spool full or disk low: evicted 3 detection, 12 telemetry to keep room for alarms and access events"
+        );
         assert_eq!(Class::of(e.kind), Class::Alarm, "reports are never evicted themselves");
     }
 

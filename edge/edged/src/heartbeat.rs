@@ -20,6 +20,7 @@ use crate::stats::EdgeStats;
 pub fn health(stats: &EdgeStats, spool: &Spool, spool_dir: &std::path::Path, started: Instant) -> Value {
     let now = Timestamp::from(chrono::Utc::now());
     let oldest_age = spool.oldest().ok().flatten().map(|t| (now.as_micros() - t.as_micros()).max(0) / 1_000_000);
+    let disk = spool.disk();
     let cameras: Vec<Value> = stats
         .cameras
         .iter()
@@ -45,6 +46,9 @@ pub fn health(stats: &EdgeStats, spool: &Spool, spool_dir: &std::path::Path, sta
             "evicted": stats.eviction.total.load(Relaxed),
         },
         "disk_free_bytes": edge_video::record::statvfs_free_space(spool_dir).ok(),
+        // Below the spool's reserve (only alarms and access stored) / its floor (nothing written).
+        "disk_low": disk.low,
+        "disk_full": disk.full,
         "events_lost": stats.detect.events_lost.load(Relaxed),
         "config": stats.config.snapshot(),
     })

@@ -13,6 +13,7 @@ pub mod config;
 pub mod detect;
 pub mod devices;
 pub mod downlink;
+pub mod enrol;
 mod eviction;
 pub mod heartbeat;
 pub mod media;
@@ -21,6 +22,7 @@ pub mod rules;
 mod sender;
 pub mod stats;
 mod status;
+mod status_page;
 pub mod topology;
 
 use std::time::Duration;
@@ -31,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::{Config, ConfigError, DEFAULT_CONFIG};
 
 /// Runs the daemon until `cancel` fires, then drains in data-flow order.
-pub async fn run(config: Config, token: config::Secret, cancel: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(config: Config, token: Option<config::Secret>, cancel: CancellationToken) -> anyhow::Result<()> {
     let running = topology::spawn(&config, token, &cancel).await.context("start edge")?;
     cancel.cancelled().await;
     tracing::info!("Shutting down.");

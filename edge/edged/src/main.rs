@@ -31,6 +31,23 @@ enum Command {
     },
     /// Print the default configuration.
     PrintDefaultConfig,
+    /// Enrol this edge with a one-time claim code from the cloud: writes the token to
+    /// `cloud.token_file` and the cloud URL, tenant and site to `cloud.enrolment`. A running
+    /// daemon picks the enrolment up within seconds.
+    Enrol {
+        /// Base URL of the cloud, e.g. https://cloud.example.com.
+        #[arg(long)]
+        cloud: String,
+        /// The claim code an admin created for the site (e.g. ABCD-EFGH-JKMN).
+        #[arg(long, env = "VIGIL_CLAIM_CODE", hide_env_values = true)]
+        code: String,
+        /// The edge's name at the site (default: chosen by the cloud).
+        #[arg(long)]
+        name: Option<String>,
+        /// CA certificate (PEM) to trust for a cloud with a private CA (kept for later requests).
+        #[arg(long)]
+        ca_cert: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +77,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Enrol { cloud, code, name, ca_cert } => enrol(&args.config, cloud, code, name, ca_cert),
         Command::Run => {
             let (config, token) = match load(&args.config) {
                 Ok(v) => v,
@@ -88,11 +106,57 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &std::path::Path) -> anyhow::Result<(Config, edged::config::Secret)> {
+fn load(path: &std::path::Path) -> anyhow::Result<(Config, Option<edged::config::Secret>)> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read: {e}"))?;
-    let config = Config::from_toml(&text)?;
+    let mut config = Config::from_toml(&text)?;
+    config.apply_enrolment()?;
     let token = config.check_files()?;
     Ok((config, token))
+}
+
+/// `vigil-edge enrol`: one request to the cloud, then the token and enrolment files.
+fn enrol(config: &std::path::Path, cloud: String, code: String, name: Option<String>, ca: Option<PathBuf>) -> ExitCode {
+    let parsed = std::fs::read_to_string(config)
+        .map_err(|e| anyhow::anyhow!("cannot read: {e}"))
+        .and_then(|text| Ok(Config::from_toml(&text)?));
+    let cfg = match parsed {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("vigil-edge: {}: {e:#}", config.display());
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let Some(paths) = edged::enrol::EnrolPaths::of(&cfg) else {
+        eprintln!("vigil-edge: {}: set cloud.enrolment and cloud.token_file to enrol", config.display());
+        return ExitCode::from(EX_CONFIG);
+    };
+    let claim = edged::enrol::Claim { url: cloud, code, name, ca_cert: ca.or(cfg.cloud.ca_cert.clone()) };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vigil-edge: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(edged::enrol::enrol_and_save(&paths, &claim, cfg.cloud.timeout)) {
+        Ok(state) => {
+            println!(
+                "Enrolled: edge {} ({}) of site {} (tenant {}) at {}.\nToken written to {}, enrolment to {}; a running daemon uses it within seconds.",
+                state.name,
+                state.edge_id,
+                state.site,
+                state.tenant,
+                state.url,
+                paths.token_file.display(),
+                paths.enrolment.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vigil-edge: enrolment failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn shutdown_on_signal(cancel: CancellationToken) {

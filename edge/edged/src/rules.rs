@@ -323,6 +323,29 @@ impl RulesStage {
                 self.spooled.notify_one();
                 ActionResult::Ok
             }
+            Err(error) if error.is_disk_full() => {
+                // An alarm is not given up for a full disk: it waits in memory for room.
+                tracing::error!(%error, id = %event.id, rule, "Disk full: rule alert kept in memory until there is room.");
+                let (spool, spooled) = (self.spool.clone(), self.spooled.clone());
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                        match spool.append(std::slice::from_ref(&event)) {
+                            Ok(_) => {
+                                spooled.notify_one();
+                                tracing::info!(id = %event.id, "Rule alert spooled after the disk had room again.");
+                                return;
+                            }
+                            Err(error) if error.is_disk_full() => {}
+                            Err(error) => {
+                                tracing::error!(%error, id = %event.id, "Rule alert could not be spooled.");
+                                return;
+                            }
+                        }
+                    }
+                });
+                ActionResult::Ok
+            }
             Err(error) => {
                 tracing::error!(%error, id = %event.id, rule, "Rule alert could not be spooled.");
                 ActionResult::Failed { error: format!("spool: {error}") }

@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use vigil_proto::{AckStatus, EventBatch, SCHEMA_VERSION, Timestamp};
 
+use crate::enrol::Identity;
 use crate::stats::UplinkStats;
 
 pub struct Sender {
@@ -24,6 +25,8 @@ pub struct Sender {
     pub batch_max: usize,
     pub backoff: Backoff,
     pub stats: Arc<UplinkStats>,
+    /// Stamped on events recorded before the edge was enrolled (nil tenant and site).
+    pub identity: Identity,
 }
 
 impl Sender {
@@ -51,10 +54,23 @@ impl Sender {
                 continue;
             }
             let keys: Vec<SpoolKey> = items.iter().map(|s| s.key).collect();
+            let identity = self.identity.get();
             let batch = EventBatch {
                 schema: SCHEMA_VERSION,
                 sent_at: Timestamp::from(SystemTime::now()),
-                events: items.into_iter().map(|s| s.event).collect(),
+                events: items
+                    .into_iter()
+                    .map(|s| {
+                        let mut event = s.event;
+                        if let Some((tenant, site)) = identity
+                            && event.tenant.is_nil()
+                        {
+                            event.tenant = tenant;
+                            event.site = site;
+                        }
+                        event
+                    })
+                    .collect(),
             };
             let result = tokio::select! {
                 biased;
@@ -78,24 +94,55 @@ impl Sender {
                             }
                         }
                     }
-                    if let Err(error) = self.spool.ack(&done) {
-                        // The events stay spooled and are sent again; the cloud deduplicates.
-                        tracing::error!(%error, "Cannot remove acknowledged events from the spool.");
-                    }
+                    let ack_failed = match self.spool.ack(&done) {
+                        Ok(()) => false,
+                        Err(error) => {
+                            // The events stay spooled and are sent again; the cloud deduplicates.
+                            tracing::error!(%error, "Cannot remove acknowledged events from the spool.");
+                            true
+                        }
+                    };
                     self.stats.batches_sent.fetch_add(1, Relaxed);
                     self.stats.events_acked.fetch_add(done.len() as u64, Relaxed);
                     self.stats.last_success_micros.store(Timestamp::from(SystemTime::now()).as_micros(), Relaxed);
                     if self.backoff.attempts() > 0 {
                         tracing::info!(backlog = self.spool.len(), "Cloud reachable again; sending backlog.");
                     }
+                    self.stats.set_state("ok");
                     self.backoff.reset();
                     batch_max = self.batch_max;
+                    if ack_failed {
+                        // Not straight back to the same batch: wait for the disk (or whatever it is).
+                        self.pause(&cancel).await;
+                    }
                 }
                 Err(UplinkError::TooLarge) if batch_max > 1 => {
                     batch_max = (batch_max / 2).max(1);
                     tracing::warn!(batch_max, "Cloud says the batch is too large; sending smaller batches.");
                 }
+                Err(UplinkError::NotEnrolled) => {
+                    if self.stats.state() != "not_enrolled" {
+                        tracing::warn!(
+                            backlog = self.spool.len(),
+                            "This edge is not enrolled: events stay spooled until it is (vigil-edge enrol, or the status page)."
+                        );
+                        self.stats.set_state("not_enrolled");
+                    }
+                    tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
                 Err(error) => {
+                    if matches!(error, UplinkError::Unauthorized(_)) && self.stats.state() != "unauthorized" {
+                        tracing::error!(%error, backlog = self.spool.len(), "The cloud refuses this edge's credential (revoked or unknown): nothing is lost, events stay spooled and are retried; re-enrol the edge with a new claim code.");
+                    }
+                    self.stats.set_state(match error {
+                        UplinkError::Unauthorized(_) => "unauthorized",
+                        UplinkError::Unavailable(_) | UplinkError::Protocol(_) => "unreachable",
+                        _ => "refused",
+                    });
                     self.stats.failures.fetch_add(1, Relaxed);
                     *self.stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
                     if self.backoff.attempts() == 0 {

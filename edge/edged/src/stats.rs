@@ -104,6 +104,19 @@ pub struct UplinkStats {
     /// Unix micros of the last acknowledged batch; 0 = never.
     pub last_success_micros: AtomicI64,
     pub last_error: Mutex<Option<String>>,
+    /// How the last upload went: `ok`, `unreachable`, `unauthorized` (the cloud refuses this
+    /// edge's credential: revoked or unknown), `refused`, `not_enrolled`; empty before the first.
+    pub cloud_state: Mutex<&'static str>,
+}
+
+impl UplinkStats {
+    pub fn set_state(&self, state: &'static str) {
+        *self.cloud_state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+
+    pub fn state(&self) -> &'static str {
+        *self.cloud_state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl EdgeStats {

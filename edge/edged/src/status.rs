@@ -23,6 +23,8 @@ pub struct StatusState {
     pub rules: Option<(Arc<crate::rules::RulesStats>, crate::rules::EventTap)>,
     /// Recording cameras' counters, by camera id.
     pub recorders: Vec<(String, Arc<edge_video::RecordStats>)>,
+    /// The cloud identity and enrolment (for `/status` and the page at `/`).
+    pub cloud: crate::status_page::CloudView,
 }
 
 /// Events waiting per priority class, by class name (read once).
@@ -37,6 +39,7 @@ pub fn router(state: StatusState) -> Router {
         .route("/metrics", get(metrics))
         .route("/rules/history", get(rule_history))
         .route("/health", get(|| async { "ok\n" }))
+        .merge(crate::status_page::routes())
         .with_state(state)
 }
 
@@ -97,6 +100,7 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
     let frames = d.frames_analyzed.load(Relaxed);
     let micros = d.inference_micros_total.load(Relaxed);
     let u = &s.stats.uplink;
+    let disk = s.spool.disk();
     let last_success = u.last_success_micros.load(Relaxed);
     let devices = s.devices.as_ref().map(|(d, f)| {
         json!({
@@ -138,6 +142,7 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
     });
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "cloud": s.cloud.summary(u),
         "devices": devices,
         "rules": rules,
         "uptime_secs": s.started.elapsed().as_secs(),
@@ -163,6 +168,12 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
             "depth_by_class": depth_by_class(&s.spool),
             "quarantined": s.spool.quarantined(),
             "evicted": s.stats.eviction.total.load(Relaxed),
+        },
+        "disk": {
+            "free_bytes": disk.free_bytes,
+            "low": disk.low,
+            "full": disk.full,
+            "appends_refused": s.spool.refused_disk_full(),
         },
         "uplink": {
             "batches_sent": u.batches_sent.load(Relaxed),

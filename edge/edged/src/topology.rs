@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{CameraEntry, Config, RulesSettings, Secret};
 use crate::detect::{AnyDetector, CameraJob, DetectStage, FrameSlots};
 use crate::devices::DevicesBuilt;
+use crate::enrol::{EnrolPaths, Enroller, EnrolmentState, Identity};
 use crate::media::CameraMedia;
 use crate::sender::Sender;
 use crate::stats::{AnalysisSnapshot, EdgeStats};
@@ -32,9 +33,19 @@ pub struct Running {
     pub mqtt_addr: Option<std::net::SocketAddr>,
 }
 
-pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> anyhow::Result<Running> {
+/// `token` is `None` for an edge waiting to be enrolled: it runs and spools everything, and its
+/// uplink starts working when an enrolment arrives (see [`crate::enrol`]).
+pub async fn spawn(cfg: &Config, token: Option<Secret>, cancel: &CancellationToken) -> anyhow::Result<Running> {
     // --- build: every fallible step, before any task starts ---
-    let spool = Spool::open_with(&cfg.spool_path, SpoolConfig { max_bytes: cfg.spool_max_bytes })?;
+    let spool = Spool::open_with(
+        &cfg.spool_path,
+        SpoolConfig {
+            max_bytes: cfg.spool_max_bytes,
+            reserve_bytes: cfg.spool_reserve_bytes,
+            floor_bytes: cfg.spool_floor_bytes(),
+            free_space: Some(edge_video::record::statvfs_free_space),
+        },
+    )?;
     tracing::info!(path = %cfg.spool_path.display(), backlog = spool.len(), quarantined = spool.quarantined(), "Spool open.");
     if !cfg.cameras.is_empty() {
         edge_video::init()?;
@@ -66,12 +77,30 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
             model_classes
         );
     }
-    let uplink = Uplink::build(&UplinkConfig {
-        url: cfg.cloud.url.clone(),
-        token: token.expose().to_owned(),
-        ca_cert: cfg.cloud.ca_cert.clone(),
-        timeout: cfg.cloud.timeout,
-    })?;
+    let uplink = match &token {
+        Some(token) if !cfg.cloud.url.is_empty() => Uplink::build(&UplinkConfig {
+            url: cfg.cloud.url.clone(),
+            token: token.expose().to_owned(),
+            ca_cert: cfg.cloud.ca_cert.clone(),
+            timeout: cfg.cloud.timeout,
+        })?,
+        _ => {
+            tracing::warn!("Not enrolled: running and spooling; enrol with `vigil-edge enrol` or the status page.");
+            Uplink::unenrolled()
+        }
+    };
+    let identity = Identity::known(cfg.tenant, cfg.site);
+    let enroller = EnrolPaths::of(cfg).map(|paths| {
+        let current = if uplink.is_enrolled() { EnrolmentState::load(&paths.enrolment).ok().flatten() } else { None };
+        Enroller {
+            paths,
+            ca_cert: cfg.cloud.ca_cert.clone(),
+            timeout: cfg.cloud.timeout,
+            uplink: uplink.clone(),
+            identity: identity.clone(),
+            current: Arc::new(std::sync::RwLock::new(current)),
+        }
+    });
     let listener = tokio::net::TcpListener::bind(cfg.status_listen)
         .await
         .with_context(|| format!("bind status endpoint {}", cfg.status_listen))?;
@@ -82,7 +111,7 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
             Some((doc, checked)) => (Some(doc), checked.access, checked.rules, checked.cameras),
             None => (None, None, None, None),
         };
-    let devices = DevicesBuilt::build(cfg, kept_access).await?;
+    let mut devices = DevicesBuilt::build(cfg, kept_access).await?;
     let rules = match (&cfg.rules, kept_rules) {
         (Some(r), Some(compiled)) => Some((r.clone(), compiled)),
         (Some(r), None) => {
@@ -128,6 +157,9 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
         cfg.cameras.iter().map(|_| Arc::new(Mutex::new(AnalysisSnapshot::default()))).collect();
     let stats =
         Arc::new(EdgeStats { cameras: camera_stats.clone(), analysis: analysis_stats.clone(), ..Default::default() });
+    if let Some(d) = &mut devices {
+        d.eviction = stats.eviction.clone();
+    }
     let model_name = detectors[0].name();
     let media_settings = cfg.media.clone().map(Arc::new);
     if let Some(m) = &media_settings {
@@ -242,7 +274,11 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
         batch_max: cfg.cloud.batch_max,
         backoff: Backoff::new(cfg.cloud.retry_min, cfg.cloud.retry_max),
         stats: stats.uplink.clone(),
+        identity,
     };
+    if let Some(enroller) = &enroller {
+        tasks.spawn(enroller.clone().watch(cancel.child_token()));
+    }
     tasks.spawn(tracing::Instrument::instrument(
         sender.run(cancel.child_token()),
         tracing::info_span!("stage", stage = "uplink"),
@@ -351,6 +387,11 @@ pub async fn spawn(cfg: &Config, token: Secret, cancel: &CancellationToken) -> a
         devices: device_stats,
         rules: rules_stats.map(|s| (s, tap.clone())),
         recorders: record_stats,
+        cloud: crate::status_page::CloudView {
+            uplink: uplink.clone(),
+            enroller,
+            configured: (cfg.cloud.url.clone(), cfg.tenant, cfg.site),
+        },
     });
     let status_cancel = cancel.child_token();
     tasks.spawn(async move {

@@ -36,7 +36,8 @@ fn main() {
     println!("|-----------------:|---------------------------:|-----------------------------------------:|");
     for batch in [1usize, 16, 256] {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open_with(dir.path(), SpoolConfig { max_bytes: u64::MAX }).unwrap();
+        let spool =
+            Spool::open_with(dir.path(), SpoolConfig { max_bytes: u64::MAX, ..SpoolConfig::default() }).unwrap();
         // Appends of one event fsync each time: measure fewer of them.
         let count = if batch == 1 { (n as usize).min(3000) } else { n as usize };
         let t = Instant::now();

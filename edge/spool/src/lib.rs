@@ -15,6 +15,15 @@
 //! Alarm and access events are never evicted and never expire; an append of them always succeeds
 //! while the disk has room, even over the bound.
 //!
+//! **Disk space:** sled must never meet a full disk: after one failed write (ENOSPC) it refuses
+//! every later operation, reads included, until the database is reopened. With a free-space probe
+//! ([`SpoolConfig::free_space`]) the spool therefore watches the disk itself: below
+//! `reserve_bytes` free it evicts evictable records (oldest, lowest class first) and stores no new
+//! evictable ones (reported as evicted like any other eviction), so the remaining room goes to
+//! alarms and access events; below `floor_bytes` it writes nothing at all and refuses alarm and
+//! access appends with [`SpoolError::DiskFull`] (the caller keeps them and retries), so the database
+//! stays usable and everything resumes when space comes back.
+//!
 //! **On-disk format:** in tree `c<class>`, key = 8-byte big-endian sequence number from sled's
 //! `generate_id` (monotonic across restarts, so key order = append order); value = `0x01` (format
 //! version) + CRC32 of the payload (little-endian) + CBOR of one [`vigil_proto::Event`]. A record
@@ -51,6 +60,16 @@ pub enum SpoolError {
     /// An event could not be encoded (never expected for proto types).
     #[error("cannot encode event")]
     Encode(#[from] codec::EncodeError),
+    /// The disk is (nearly) full: nothing was written. Retry later; space may come back.
+    #[error("disk full: {free_bytes} bytes free, the spool keeps {floor_bytes} untouched")]
+    DiskFull { free_bytes: u64, floor_bytes: u64 },
+}
+
+impl SpoolError {
+    /// Whether the append may succeed later without anyone repairing anything (a full disk).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, SpoolError::DiskFull { .. })
+    }
 }
 
 /// Where one spooled event lives; what [`Spool::ack`] and [`Spool::quarantine`] take.
@@ -67,17 +86,39 @@ pub struct Spooled {
     pub event: Event,
 }
 
+/// Free bytes on the filesystem holding a path (e.g. `statvfs`'s available blocks).
+pub type FreeSpace = fn(&Path) -> std::io::Result<u64>;
+
 /// Settings of a spool.
 #[derive(Debug, Clone, Copy)]
 pub struct SpoolConfig {
     /// Bound on stored bytes (record values); evictable classes make room beyond it.
     pub max_bytes: u64,
+    /// Free disk space kept for alarm and access events: below it, evictable records are evicted
+    /// and new evictable events are not stored (both reported as evicted). Needs `free_space`.
+    pub reserve_bytes: u64,
+    /// Free disk space never used: below it nothing is written ([`SpoolError::DiskFull`] for
+    /// alarm and access appends). Needs `free_space`.
+    pub floor_bytes: u64,
+    /// How to measure free space; `None`: no disk checks (only `max_bytes` applies).
+    pub free_space: Option<FreeSpace>,
 }
 
 impl Default for SpoolConfig {
     fn default() -> Self {
-        SpoolConfig { max_bytes: 1 << 30 }
+        SpoolConfig { max_bytes: 1 << 30, reserve_bytes: 0, floor_bytes: 0, free_space: None }
     }
+}
+
+/// The disk under the spool, as the last append (or [`Spool::disk`]) saw it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskState {
+    /// Free bytes; `None` without a probe or when it failed.
+    pub free_bytes: Option<u64>,
+    /// Below the reserve: only alarm and access events are stored.
+    pub low: bool,
+    /// Below the floor: nothing is written.
+    pub full: bool,
 }
 
 /// What an append did besides storing the events.
@@ -101,6 +142,11 @@ pub struct Spool {
     quarantine: sled::Tree,
     usage: Arc<Mutex<Usage>>,
     config: SpoolConfig,
+    path: Arc<Path>,
+    /// Appends refused because the disk was full.
+    refused: Arc<std::sync::atomic::AtomicU64>,
+    /// The disk level the last append saw (0 room, 1 low, 2 full), to log changes once.
+    level: Arc<std::sync::atomic::AtomicU8>,
 }
 
 impl Spool {
@@ -127,7 +173,16 @@ impl Spool {
         let trees: [sled::Tree; Class::COUNT] =
             trees.try_into().map_err(|_| open_err(sled::Error::Unsupported("tree count".into())))?;
         let quarantine = db.open_tree("quarantine").map_err(open_err)?;
-        Ok(Spool { db, trees: Arc::new(trees), quarantine, usage: Arc::new(Mutex::new(usage)), config })
+        Ok(Spool {
+            db,
+            trees: Arc::new(trees),
+            quarantine,
+            usage: Arc::new(Mutex::new(usage)),
+            config,
+            path: Arc::from(path),
+            refused: Arc::default(),
+            level: Arc::default(),
+        })
     }
 
     fn tree(&self, class: Class) -> &sled::Tree {
@@ -149,15 +204,44 @@ impl Spool {
         for event in events {
             encoded.push((Class::of(event.kind), record::encode(event)?));
         }
-        let incoming: u64 = encoded.iter().map(|(_, r)| r.len() as u64).sum();
         // One writer at a time: eviction decisions and usage stay consistent.
         let mut usage = self.usage();
+        let disk = self.disk();
+        self.note_level(disk);
+        if disk.low || disk.full {
+            // Keep the room for alarms and access: new evictable events are not stored.
+            encoded.retain(|(class, _)| {
+                if class.is_evictable() {
+                    *report.evicted.get_mut(*class) += 1;
+                }
+                !class.is_evictable()
+            });
+        }
+        let incoming: u64 = encoded.iter().map(|(_, r)| r.len() as u64).sum();
+        if disk.full && !encoded.is_empty() {
+            drop(usage);
+            self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(SpoolError::DiskFull {
+                free_bytes: disk.free_bytes.unwrap_or(0),
+                floor_bytes: self.config.floor_bytes,
+            });
+        }
+        if disk.full {
+            tracing::debug!(evicted = ?report.evicted, free = ?disk.free_bytes, "Disk full: new evictable events not stored.");
+            return Ok(report);
+        }
+        if disk.low {
+            // Old evictable records go too, lowest class first, as if the bound were what is left.
+            let deficit = self.config.reserve_bytes.saturating_sub(disk.free_bytes.unwrap_or(0));
+            let bound = usage.bytes.total().saturating_sub(deficit.max(incoming));
+            self.evict_to(&mut usage, bound, &mut report)?;
+        }
         let mut batches: [sled::Batch; Class::COUNT] = Default::default();
         for (class, value) in &encoded {
             let seq = self.db.generate_id()?;
             batches[*class as usize].insert(&seq.to_be_bytes(), value.as_slice());
         }
-        self.evict_for(&mut usage, incoming, &mut report)?;
+        self.evict_to(&mut usage, self.config.max_bytes.saturating_sub(incoming), &mut report)?;
         for class in Class::ALL {
             let batch = std::mem::take(&mut batches[class as usize]);
             self.tree(class).apply_batch(batch)?;
@@ -171,10 +255,10 @@ impl Spool {
         Ok(report)
     }
 
-    /// Drops the oldest records of evictable classes until `incoming` more bytes fit.
-    fn evict_for(&self, usage: &mut Usage, incoming: u64, report: &mut AppendReport) -> Result<(), SpoolError> {
+    /// Drops the oldest records of evictable classes until at most `bound` bytes are stored.
+    fn evict_to(&self, usage: &mut Usage, bound: u64, report: &mut AppendReport) -> Result<(), SpoolError> {
         for class in Class::EVICTION_ORDER {
-            while usage.bytes.total() + incoming > self.config.max_bytes {
+            while usage.bytes.total() > bound {
                 let Some((_, value)) = self.tree(class).pop_min()? else { break };
                 *usage.bytes.get_mut(class) = usage.bytes.get(class).saturating_sub(value.len() as u64);
                 *usage.records.get_mut(class) = usage.records.get(class).saturating_sub(1);
@@ -182,7 +266,7 @@ impl Spool {
             }
         }
         if report.evicted.total() > 0 {
-            tracing::warn!(evicted = ?report.evicted, max_bytes = self.config.max_bytes, "Spool full: evicted old records.");
+            tracing::debug!(evicted = ?report.evicted, max_bytes = self.config.max_bytes, "Spool evicted old records.");
         }
         Ok(())
     }
@@ -209,7 +293,12 @@ impl Spool {
         }
         for (class, key, reason) in corrupt {
             tracing::error!(class = class.as_str(), key = ?key.as_ref(), %reason, "Corrupt spool record moved to quarantine.");
-            self.move_to_quarantine(class, &key, &reason)?;
+            match self.move_to_quarantine(class, &key, &reason) {
+                Ok(()) => {}
+                // Skipped this time, moved once the disk has room.
+                Err(error) if error.is_disk_full() => {}
+                Err(error) => return Err(error),
+            }
         }
         Ok(out)
     }
@@ -228,8 +317,17 @@ impl Spool {
         Ok(oldest)
     }
 
-    /// Removes events the cloud has stored.
+    /// Removes events the cloud has stored. Below the disk floor nothing is removed either (a
+    /// removal is a write for sled): [`SpoolError::DiskFull`], the events are sent again later and
+    /// the cloud deduplicates them.
     pub fn ack(&self, keys: &[SpoolKey]) -> Result<(), SpoolError> {
+        let disk = self.disk();
+        if disk.full {
+            return Err(SpoolError::DiskFull {
+                free_bytes: disk.free_bytes.unwrap_or(0),
+                floor_bytes: self.config.floor_bytes,
+            });
+        }
         let mut usage = self.usage();
         for key in keys {
             if let Some(old) = self.tree(key.class).remove(key.seq.to_be_bytes())? {
@@ -247,6 +345,14 @@ impl Spool {
     }
 
     fn move_to_quarantine(&self, class: Class, key: &[u8], reason: &str) -> Result<(), SpoolError> {
+        let disk = self.disk();
+        if disk.full {
+            // Kept where it is (a write below the floor could wreck sled); moved next time.
+            return Err(SpoolError::DiskFull {
+                free_bytes: disk.free_bytes.unwrap_or(0),
+                floor_bytes: self.config.floor_bytes,
+            });
+        }
         let mut usage = self.usage();
         let Some(value) = self.tree(class).remove(key)? else { return Ok(()) };
         *usage.bytes.get_mut(class) = usage.bytes.get(class).saturating_sub(value.len() as u64);
@@ -260,6 +366,50 @@ impl Spool {
         self.quarantine.insert(self.db.generate_id()?.to_be_bytes(), record)?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// The disk under the spool now (one `statvfs` with a probe configured).
+    pub fn disk(&self) -> DiskState {
+        let Some(probe) = self.config.free_space else { return DiskState::default() };
+        match probe(&self.path) {
+            Ok(free) => DiskState {
+                free_bytes: Some(free),
+                low: free < self.config.reserve_bytes,
+                full: free < self.config.floor_bytes,
+            },
+            Err(error) => {
+                tracing::warn!(%error, "Cannot measure the spool's free disk space.");
+                DiskState::default()
+            }
+        }
+    }
+
+    /// Logs when the disk level changes (once per change, not per append).
+    fn note_level(&self, disk: DiskState) {
+        let level = if disk.full { 2 } else { u8::from(disk.low) };
+        let before = self.level.swap(level, std::sync::atomic::Ordering::Relaxed);
+        if before == level {
+            return;
+        }
+        let (free, reserve, floor) = (disk.free_bytes, self.config.reserve_bytes, self.config.floor_bytes);
+        match level {
+            2 => tracing::error!(
+                ?free,
+                floor,
+                "Disk full: the spool writes nothing; alarm and access events wait in memory, others are evicted."
+            ),
+            1 => tracing::warn!(
+                ?free,
+                reserve,
+                "Disk low: detections, telemetry and clips are evicted to keep room for alarms and access events."
+            ),
+            _ => tracing::info!(?free, "Disk has room again."),
+        }
+    }
+
+    /// Appends refused since open because the disk was full.
+    pub fn refused_disk_full(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Events waiting to be sent.

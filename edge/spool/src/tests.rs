@@ -144,7 +144,8 @@ fn over_the_bound_telemetry_goes_before_detections_and_alarms_and_access_never_g
     let dir = tempfile::tempdir().unwrap();
     let one = record_len(&event(10, EventKind::SensorReading));
     // Room for about six records.
-    let spool = Spool::open_with(dir.path(), SpoolConfig { max_bytes: one * 6 + one / 2 }).unwrap();
+    let spool =
+        Spool::open_with(dir.path(), SpoolConfig { max_bytes: one * 6 + one / 2, ..SpoolConfig::default() }).unwrap();
     let detection = |n| {
         let mut e = event(n, EventKind::SensorReading);
         e.kind = EventKind::DetectionPerson;
@@ -253,4 +254,51 @@ fn oldest_is_the_earliest_head_across_classes() {
     // Heads: access 20, telemetry 30 (appended first); the telemetry record at 10 is behind it.
     let oldest = spool.oldest().unwrap().unwrap();
     assert_eq!(oldest, event(20, EventKind::AccessGranted).occurred_at);
+}
+
+/// Free space the disk-guard test pretends to have (one test uses it: no races).
+static FAKE_FREE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+
+fn fake_free(_: &Path) -> std::io::Result<u64> {
+    Ok(FAKE_FREE.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+#[test]
+fn a_filling_disk_evicts_the_evictable_first_then_refuses_without_breaking_the_spool() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap();
+    let config = SpoolConfig { max_bytes: 1 << 30, reserve_bytes: 1000, floor_bytes: 100, free_space: Some(fake_free) };
+    let spool = Spool::open_with(dir.path(), config).unwrap();
+    FAKE_FREE.store(1 << 20, Relaxed);
+    spool.append(&[event(1, EventKind::SensorReading), event(2, EventKind::DetectionPerson), alarm(3)]).unwrap();
+    assert_eq!(spool.len(), 3);
+    assert_eq!(spool.disk(), DiskState { free_bytes: Some(1 << 20), low: false, full: false });
+
+    // Low: old evictable records go, new evictable ones are not stored; alarms and access are.
+    FAKE_FREE.store(500, Relaxed);
+    let report = spool.append(&[event(4, EventKind::SensorReading), event(5, EventKind::AccessDenied)]).unwrap();
+    assert_eq!(report.evicted.get(Class::Telemetry), 2, "{report:?}");
+    assert_eq!(report.evicted.get(Class::Detection), 1, "{report:?}");
+    assert_eq!(ids(&spool.peek(10).unwrap()), vec![3, 5]);
+
+    // Full: nothing is written; alarms are refused (the caller retries), detections reported evicted.
+    FAKE_FREE.store(50, Relaxed);
+    let err = spool.append(&[alarm(6), event(7, EventKind::DetectionPerson)]).unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    let report = spool.append(&[event(8, EventKind::DetectionPerson)]).unwrap();
+    assert_eq!(report.evicted.get(Class::Detection), 1);
+    assert_eq!(spool.refused_disk_full(), 1);
+    assert!(spool.disk().full);
+    // Removing is writing too: acknowledgements wait (the events are sent again, deduplicated).
+    let waiting = spool.peek(10).unwrap();
+    assert!(spool.ack(&keys(&waiting)).unwrap_err().is_disk_full());
+    assert_eq!(spool.len(), 2);
+
+    // Space comes back: the same alarm is stored, everything still reads and acks.
+    FAKE_FREE.store(1 << 20, Relaxed);
+    spool.append(&[alarm(6)]).unwrap();
+    let all = spool.peek(10).unwrap();
+    assert_eq!(ids(&all), vec![3, 6, 5]);
+    spool.ack(&keys(&all)).unwrap();
+    assert!(spool.is_empty());
 }

@@ -6,9 +6,13 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod enrol;
+
 use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+pub use enrol::{ENROL_PATH, EnrolError, EnrolRequest, Enrolment, enrol};
 use vigil_proto::{BatchAck, CBOR_CONTENT_TYPE, EventBatch, INGEST_EVENTS_PATH, SCHEMA_VERSION, codec};
 
 /// Where and how to reach the cloud.
@@ -68,22 +72,44 @@ pub enum UplinkError {
     /// The answer does not match the request (wrong length, ids out of order, undecodable).
     #[error("invalid acknowledgement from the cloud: {0}")]
     Protocol(String),
+    /// The edge has no cloud credential yet: it must be enrolled (events stay spooled).
+    #[error("this edge is not enrolled with a cloud yet")]
+    NotEnrolled,
 }
 
 impl UplinkError {
     /// Whether trying the same batch again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, UplinkError::Unavailable(_) | UplinkError::Unauthorized(_) | UplinkError::Protocol(_))
+        matches!(
+            self,
+            UplinkError::Unavailable(_)
+                | UplinkError::Unauthorized(_)
+                | UplinkError::Protocol(_)
+                | UplinkError::NotEnrolled
+        )
     }
 }
 
-/// A configured HTTP client for one cloud.
+/// The HTTP client for this edge's cloud. Clones share one target, so [`Uplink::retarget`] (a new
+/// enrolment) moves every user of the uplink to the new cloud and credential at once; an uplink
+/// made by [`Uplink::unenrolled`] answers [`UplinkError::NotEnrolled`] until then.
 #[derive(Debug, Clone)]
 pub struct Uplink {
+    target: Arc<RwLock<Option<Arc<Target>>>>,
+}
+
+/// One cloud and credential.
+struct Target {
     client: reqwest::Client,
     base: String,
     endpoint: String,
     token: String,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target").field("base", &self.base).field("token", &"***").finish()
+    }
 }
 
 /// A command the cloud queued for this edge's site (`GET /api/edge/commands`).
@@ -109,7 +135,7 @@ struct Envelope<T> {
 pub const EDGE_COMMANDS_PATH: &str = "/api/edge/commands";
 
 impl Uplink {
-    pub fn build(cfg: &UplinkConfig) -> Result<Uplink, UplinkBuildError> {
+    fn target_for(cfg: &UplinkConfig) -> Result<Target, UplinkBuildError> {
         let base = cfg.url.trim_end_matches('/');
         if !(base.starts_with("https://") || base.starts_with("http://")) {
             return Err(UplinkBuildError::Url {
@@ -131,7 +157,7 @@ impl Uplink {
             builder = builder.tls_certs_merge(certs);
         }
         let client = builder.build().map_err(UplinkBuildError::Client)?;
-        Ok(Uplink {
+        Ok(Target {
             client,
             base: base.to_owned(),
             endpoint: format!("{base}{INGEST_EVENTS_PATH}"),
@@ -139,13 +165,43 @@ impl Uplink {
         })
     }
 
+    /// An uplink for `cfg`.
+    pub fn build(cfg: &UplinkConfig) -> Result<Uplink, UplinkBuildError> {
+        let target = Self::target_for(cfg)?;
+        Ok(Uplink { target: Arc::new(RwLock::new(Some(Arc::new(target)))) })
+    }
+
+    /// An uplink with no cloud yet: every call answers [`UplinkError::NotEnrolled`] until
+    /// [`Uplink::retarget`].
+    pub fn unenrolled() -> Uplink {
+        Uplink { target: Arc::new(RwLock::new(None)) }
+    }
+
+    /// Points this uplink and all its clones at `cfg` (after an enrolment). Requests in flight
+    /// finish with the previous target.
+    pub fn retarget(&self, cfg: &UplinkConfig) -> Result<(), UplinkBuildError> {
+        let target = Self::target_for(cfg)?;
+        *self.target.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(target));
+        Ok(())
+    }
+
+    /// Whether the uplink has a cloud and credential.
+    pub fn is_enrolled(&self) -> bool {
+        self.target.read().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()
+    }
+
+    fn current(&self) -> Result<Arc<Target>, UplinkError> {
+        self.target.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone().ok_or(UplinkError::NotEnrolled)
+    }
+
     /// Long-polls the commands queued for this edge's site (at most `wait`, up to 30 s).
     pub async fn fetch_commands(&self, wait: Duration) -> Result<Vec<RemoteCommand>, UplinkError> {
         let secs = wait.as_secs().min(30);
-        let response = self
+        let t = self.current()?;
+        let response = t
             .client
-            .get(format!("{}{EDGE_COMMANDS_PATH}?wait={secs}", self.base))
-            .bearer_auth(&self.token)
+            .get(format!("{}{EDGE_COMMANDS_PATH}?wait={secs}", t.base))
+            .bearer_auth(&t.token)
             .timeout(Duration::from_secs(secs + 15))
             .send()
             .await
@@ -160,10 +216,11 @@ impl Uplink {
     /// `Refused` with 404 means the cloud no longer waits for it (settled already, or unknown).
     pub async fn ack_command(&self, id: &str, status: &str, result: &str) -> Result<(), UplinkError> {
         let body = serde_json::json!({ "status": status, "result": result }).to_string();
-        let response = self
+        let t = self.current()?;
+        let response = t
             .client
-            .post(format!("{}{EDGE_COMMANDS_PATH}/{id}/ack", self.base))
-            .bearer_auth(&self.token)
+            .post(format!("{}{EDGE_COMMANDS_PATH}/{id}/ack", t.base))
+            .bearer_auth(&t.token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()
@@ -180,10 +237,11 @@ impl Uplink {
         wait: Duration,
     ) -> Result<Option<vigil_proto::SiteConfig>, UplinkError> {
         let secs = wait.as_secs().min(30);
-        let response = self
+        let t = self.current()?;
+        let response = t
             .client
-            .get(format!("{}{}?after={after}&wait={secs}", self.base, vigil_proto::config::EDGE_CONFIG_PATH))
-            .bearer_auth(&self.token)
+            .get(format!("{}{}?after={after}&wait={secs}", t.base, vigil_proto::config::EDGE_CONFIG_PATH))
+            .bearer_auth(&t.token)
             .timeout(Duration::from_secs(secs + 15))
             .send()
             .await
@@ -200,10 +258,11 @@ impl Uplink {
     /// Reports what the edge did with a configuration version.
     pub async fn report_config(&self, report: &vigil_proto::ConfigReport) -> Result<(), UplinkError> {
         let body = serde_json::to_string(report).map_err(|e| UplinkError::Protocol(e.to_string()))?;
-        let response = self
+        let t = self.current()?;
+        let response = t
             .client
-            .post(format!("{}{}", self.base, vigil_proto::config::EDGE_CONFIG_REPORT_PATH))
-            .bearer_auth(&self.token)
+            .post(format!("{}{}", t.base, vigil_proto::config::EDGE_CONFIG_REPORT_PATH))
+            .bearer_auth(&t.token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()
@@ -215,10 +274,11 @@ impl Uplink {
     /// Reports what the rule engine did (`POST /api/edge/rule-executions`, `{executions: [...]}`).
     pub async fn report_rule_executions(&self, executions: &[serde_json::Value]) -> Result<(), UplinkError> {
         let body = serde_json::json!({ "executions": executions }).to_string();
-        let response = self
+        let t = self.current()?;
+        let response = t
             .client
-            .post(format!("{}/api/edge/rule-executions", self.base))
-            .bearer_auth(&self.token)
+            .post(format!("{}/api/edge/rule-executions", t.base))
+            .bearer_auth(&t.token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()
@@ -229,10 +289,11 @@ impl Uplink {
 
     /// Reports the edge's health (`POST /api/edge/heartbeat`).
     pub async fn heartbeat(&self, health: &serde_json::Value) -> Result<(), UplinkError> {
-        let response = self
+        let t = self.current()?;
+        let response = t
             .client
-            .post(format!("{}/api/edge/heartbeat", self.base))
-            .bearer_auth(&self.token)
+            .post(format!("{}/api/edge/heartbeat", t.base))
+            .bearer_auth(&t.token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(health.to_string())
             .send()
@@ -259,10 +320,11 @@ impl Uplink {
     /// Sends one batch and returns the cloud's acknowledgement, checked against the batch.
     pub async fn send(&self, batch: &EventBatch) -> Result<BatchAck, UplinkError> {
         let body = codec::encode(batch).map_err(|e| UplinkError::Protocol(e.to_string()))?;
-        let response = self
+        let t = self.current()?;
+        let response = t
             .client
-            .post(&self.endpoint)
-            .bearer_auth(&self.token)
+            .post(&t.endpoint)
+            .bearer_auth(&t.token)
             .header(reqwest::header::CONTENT_TYPE, CBOR_CONTENT_TYPE)
             .body(body)
             .send()
@@ -365,6 +427,28 @@ mod tests {
         let err = Uplink::build(&cfg("https://x", Some("/nonexistent/ca.pem"))).unwrap_err();
         assert!(err.to_string().starts_with("cannot load cloud ca certificate"), "{err}");
         assert!(!format!("{:?}", cfg("https://x", None)).contains("secret"), "token must not be debug-printed");
+    }
+
+    #[tokio::test]
+    async fn an_unenrolled_uplink_says_so_until_retargeted_and_clones_follow() {
+        let up = Uplink::unenrolled();
+        let clone = up.clone();
+        assert!(!up.is_enrolled());
+        let err = clone.send(&batch(&[1])).await.unwrap_err();
+        assert!(matches!(err, UplinkError::NotEnrolled) && err.is_retryable(), "{err:?}");
+        assert!(matches!(clone.heartbeat(&serde_json::json!({})).await, Err(UplinkError::NotEnrolled)));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let cfg = UplinkConfig {
+            url: format!("http://127.0.0.1:{port}"),
+            token: "t".into(),
+            ca_cert: None,
+            timeout: Duration::from_secs(2),
+        };
+        up.retarget(&cfg).unwrap();
+        assert!(clone.is_enrolled());
+        assert!(matches!(clone.send(&batch(&[1])).await, Err(UplinkError::Unavailable(_))));
+        assert!(up.retarget(&UplinkConfig { url: "ftp://x".into(), ..cfg }).is_err());
+        assert!(clone.is_enrolled(), "a bad target leaves the previous one");
     }
 
     #[tokio::test]

@@ -76,7 +76,9 @@ fn main() {
     println!("| what | events | seconds | events/s |");
     println!("|------|-------:|--------:|---------:|");
     // 1. Durable spool appends.
-    let spool = Spool::open_with(&dir.path().join("spool"), SpoolConfig { max_bytes: u64::MAX }).unwrap();
+    let spool =
+        Spool::open_with(&dir.path().join("spool"), SpoolConfig { max_bytes: u64::MAX, ..SpoolConfig::default() })
+            .unwrap();
     let evs = events(n, tenant, site);
     let t = Instant::now();
     for chunk in evs.chunks(256) {

@@ -46,6 +46,12 @@ pub struct Site {
     /// The edge's MQTT device port, when the site has doors.
     pub mqtt_port: Option<u16>,
     heartbeat_secs: u64,
+    unenrolled: bool,
+    /// Where the edge keeps its spool (default: `<dir>/spool`).
+    spool_dir: Option<PathBuf>,
+    /// Extra TOML appended to the edge's configuration (e.g. a `[media]` section).
+    edge_extra: String,
+    spool_reserve_mb: Option<u64>,
     http: reqwest::blocking::Client,
 }
 
@@ -68,11 +74,32 @@ pub struct SiteOptions {
     pub doors: bool,
     /// Seconds between the edge's heartbeats.
     pub heartbeat_secs: u64,
+    /// Start the edge without an identity (no `[site]`, no `cloud.url`, no token) but with
+    /// `cloud.enrolment`: it must be enrolled with a claim code ([`Site::enrol_with_cli`],
+    /// [`Site::enrol_with_form`]).
+    pub unenrolled: bool,
+    /// Where the edge keeps its spool (default: `spool` in the site's directory).
+    pub spool_dir: Option<PathBuf>,
+    /// Extra TOML appended to the edge's configuration (e.g. a `[media]` section).
+    pub edge_extra: String,
+    /// `[spool] reserve_mb` (free disk kept for alarms and access; default: the edge's).
+    pub spool_reserve_mb: Option<u64>,
 }
 
 impl Default for SiteOptions {
     fn default() -> Self {
-        SiteOptions { analyze_fps: 4.0, tls: false, wan_proxy: false, analytics: None, doors: false, heartbeat_secs: 2 }
+        SiteOptions {
+            analyze_fps: 4.0,
+            tls: false,
+            wan_proxy: false,
+            analytics: None,
+            doors: false,
+            heartbeat_secs: 2,
+            unenrolled: false,
+            spool_dir: None,
+            edge_extra: String::new(),
+            spool_reserve_mb: None,
+        }
     }
 }
 
@@ -103,6 +130,20 @@ impl TlsFiles {
         std::fs::write(&files.key, key.serialize_pem())?;
         Ok(files)
     }
+}
+
+/// `application/x-www-form-urlencoded` of `fields`.
+fn form_encode(fields: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+                b' ' => "+".to_owned(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
 }
 
 /// Model classes of the test model (nudenet's YOLOv8n export) that only occur on people; CCTV
@@ -164,6 +205,10 @@ impl Site {
             analytics: opts.analytics.clone(),
             mqtt_port: opts.doors.then(free_port),
             heartbeat_secs: opts.heartbeat_secs,
+            unenrolled: opts.unenrolled,
+            spool_dir: opts.spool_dir.clone(),
+            edge_extra: opts.edge_extra.clone(),
+            spool_reserve_mb: opts.spool_reserve_mb,
             http,
         };
         site.ids = site.provision()?;
@@ -268,24 +313,33 @@ impl Site {
     pub fn start_edge(&mut self, analyze_fps: f64) -> anyhow::Result<()> {
         let fixtures = fixtures_dir();
         let config = self.dir.path().join("edged.toml");
-        let spool = self.dir.path().join("spool");
+        let spool = self.spool_dir.clone().unwrap_or_else(|| self.dir.path().join("spool"));
+        let identity = if self.unenrolled {
+            format!(
+                "[cloud]\ntoken_file = {:?}\nenrolment = {:?}\n",
+                self.dir.path().join("edge.token").display().to_string(),
+                self.dir.path().join("enrolment.toml").display().to_string()
+            )
+        } else {
+            format!(
+                "[site]\ntenant = \"{}\"\nsite = \"{}\"\n\n[cloud]\nurl = \"{}\"\n",
+                self.ids.tenant_id,
+                self.ids.site_id,
+                self.edge_cloud_url()
+            )
+        };
         std::fs::write(
             &config,
             format!(
                 r#"
-[site]
-tenant = "{tenant}"
-site = "{site}"
-
-[cloud]
-url = "{cloud}"
-{ca}timeout_secs = 5
+{identity}{ca}timeout_secs = 5
 retry_min_ms = 200
 retry_max_ms = 2000
 heartbeat_secs = {heartbeat}
 
 [spool]
 path = "{spool}"
+{reserve}
 
 [status]
 listen = "127.0.0.1:{status}"
@@ -305,14 +359,14 @@ zone = "lobby"
 analyze_fps = {analyze_fps}
 {analytics}
 {doors}
+{extra}
 "#,
+                extra = self.edge_extra,
+                reserve = self.spool_reserve_mb.map(|mb| format!("reserve_mb = {mb}")).unwrap_or_default(),
                 doors = self.doors_config()?,
                 heartbeat = self.heartbeat_secs,
                 events = if self.analytics.is_some() { "tracks" } else { "frames" },
                 analytics = self.analytics.as_deref().unwrap_or("[cameras.motion]\nenabled = false"),
-                tenant = self.ids.tenant_id,
-                site = self.ids.site_id,
-                cloud = self.edge_cloud_url(),
                 ca = self.tls.as_ref().map(|t| format!("ca_cert = \"{}\"\n", t.ca.display())).unwrap_or_default(),
                 spool = spool.display(),
                 status = self.status_port,
@@ -326,10 +380,10 @@ analyze_fps = {analyze_fps}
             ),
         )?;
         let mut cmd = Command::new(workspace_bin("vigil-edge"));
-        cmd.arg("--config")
-            .arg(&config)
-            .env("VIGIL_EDGE_TOKEN", &self.ids.edge_token)
-            .env("RUST_LOG", "info,edged::detect=debug,ort=warn");
+        cmd.arg("--config").arg(&config).env("RUST_LOG", "info,edged::detect=debug,ort=warn");
+        if !self.unenrolled {
+            cmd.env("VIGIL_EDGE_TOKEN", &self.ids.edge_token);
+        }
         self.edge = Some(ChildGuard::spawn_logged("edge", &mut cmd, self.logs())?);
         self.wait_for("edge status endpoint", Duration::from_secs(30), |s| Ok(s.edge_status().is_ok()))
     }
@@ -420,6 +474,51 @@ lock = "lock-1"
         }
         let reply: Value = req.send()?.error_for_status()?.json()?;
         Ok(reply["data"].clone())
+    }
+
+    /// A one-time claim code for the site, created by `admin` (an access token).
+    pub fn claim_code(&self, admin: &str) -> anyhow::Result<String> {
+        let path = format!("/api/sites/{}/claim-codes", self.ids.site_id);
+        let data = self.cloud_json("POST", &path, admin, Some(&serde_json::json!({})))?;
+        data["code"].as_str().map(str::to_owned).context("claim code answer lacks code")
+    }
+
+    /// Enrols the edge with `vigil-edge enrol` (as an installer would); returns what it printed.
+    pub fn enrol_with_cli(&self, code: &str, name: &str) -> anyhow::Result<String> {
+        let out = Command::new(workspace_bin("vigil-edge"))
+            .arg("--config")
+            .arg(self.dir.path().join("edged.toml"))
+            .args(["enrol", "--cloud", &self.edge_cloud_url(), "--code", code, "--name", name])
+            .output()
+            .context("run vigil-edge enrol")?;
+        if !out.status.success() {
+            bail!("vigil-edge enrol failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The edge's status page (`GET /`, HTML).
+    pub fn edge_page(&self) -> anyhow::Result<String> {
+        Ok(self.http.get(format!("http://127.0.0.1:{}/", self.status_port)).send()?.error_for_status()?.text()?)
+    }
+
+    /// Submits the status page's enrolment form as a browser would; returns the HTTP status and page.
+    pub fn enrol_with_form(&self, code: &str, name: &str) -> anyhow::Result<(u16, String)> {
+        let base = format!("http://127.0.0.1:{}", self.status_port);
+        let body = form_encode(&[("cloud", &self.edge_cloud_url()), ("code", code), ("name", name)]);
+        let reply = self
+            .http
+            .post(format!("{base}/enrol"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", &base)
+            .body(body)
+            .send()?;
+        Ok((reply.status().as_u16(), reply.text()?))
+    }
+
+    /// The enrolment file the edge wrote (TOML), when it exists.
+    pub fn enrolment_file(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.path().join("enrolment.toml")).ok()
     }
 
     /// Kills the edge abruptly (SIGKILL), as a crash or a power cut to the process would.

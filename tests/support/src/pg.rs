@@ -58,6 +58,7 @@ pub struct PgCluster {
     port: u16,
     dir: PathBuf,
     bin: PathBuf,
+    as_root: bool,
     watchdog: Child,
     /// Closing this (on drop or process exit) tells the watchdog to tear the cluster down.
     watchdog_pipe: Option<ChildStdin>,
@@ -93,7 +94,7 @@ impl PgCluster {
                 return Err(e);
             }
         };
-        let mut cluster = PgCluster { port: 0, dir, bin, watchdog, watchdog_pipe: Some(watchdog_pipe) };
+        let mut cluster = PgCluster { port: 0, dir, bin, as_root, watchdog, watchdog_pipe: Some(watchdog_pipe) };
         cluster.init(as_root)?;
         cluster.start_server(as_root)?;
         Ok(cluster)
@@ -127,6 +128,39 @@ impl PgCluster {
             .env("PGCONNECT_TIMEOUT", "10");
         run(&mut cmd, "psql CREATE DATABASE")?;
         Ok(self.db_url(name))
+    }
+
+    /// Stops the server like a crash or a pulled plug would (`pg_ctl stop -m immediate`): every
+    /// connection drops at once, nothing is shut down cleanly. [`PgCluster::start_again`] brings
+    /// it back on the same port and data directory (crash recovery replays the WAL).
+    pub fn stop_immediate(&self) -> anyhow::Result<()> {
+        run(
+            self.pg_command("pg_ctl", self.as_root).arg("stop").arg("-D").arg(self.data_dir()).args([
+                "-m",
+                "immediate",
+                "-w",
+                "-t",
+                "60",
+            ]),
+            "pg_ctl stop -m immediate",
+        )?;
+        Ok(())
+    }
+
+    /// Starts the stopped server again on the same port and data directory; blocks until it
+    /// accepts connections.
+    pub fn start_again(&self) -> anyhow::Result<()> {
+        let mut cmd = self.pg_command("pg_ctl", self.as_root);
+        cmd.arg("start")
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", &READY_TIMEOUT.as_secs().to_string()])
+            .arg("-o")
+            .arg(format!("-p {}", self.port));
+        run(&mut cmd, "pg_ctl start (again)").with_context(|| self.log_context())?;
+        self.wait_ready().with_context(|| self.log_context())
     }
 
     /// The cluster's temporary directory (data, log, socket); gone after drop.

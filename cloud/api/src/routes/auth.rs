@@ -80,7 +80,7 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
-fn limit(state: &AppState, endpoint: &str, ip: &ClientIp, account: &str) -> Result<(), ApiError> {
+pub(crate) fn limit(state: &AppState, endpoint: &str, ip: &ClientIp, account: &str) -> Result<(), ApiError> {
     // Bounded: the limiter keeps keys for a minute, and the account comes from the request body.
     let account: String = account.trim().chars().take(MAX_EMAIL_LEN).collect::<String>().to_lowercase();
     let key = format!("{endpoint}|{}|{account}", ip.0);

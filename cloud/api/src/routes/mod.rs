@@ -9,6 +9,7 @@ pub mod cameras;
 pub mod detections;
 pub mod devices;
 pub mod edge;
+pub mod enrolment;
 pub mod events;
 pub mod health;
 pub mod ingest;
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .merge(cameras::router())
         .merge(devices::router())
         .merge(edge::router())
+        .merge(enrolment::router())
         .merge(sites::router())
         .merge(detections::router())
         .merge(streams::router())

@@ -29,6 +29,7 @@ fn executions_for(rule: &str) -> Value {
         "rule_id": rule, "rule_name": "x", "at": chrono::Utc::now(), "outcome": { "status": "fired" }, "actions": []
     }] })
 }
+const EDGE_ENROL: &str = "POST /api/edge/enrol";
 
 /// Operations a viewer may call although they are not GETs (their own session and password).
 const SELF_SERVICE: [&str; 5] = [
@@ -64,6 +65,7 @@ fn hook_body() -> Value {
 /// Tenant A's resources, created through the API (and the ingest endpoint).
 struct Fixture {
     site: String,
+    edge: String,
     zone: String,
     camera: String,
     device: String,
@@ -82,13 +84,14 @@ impl Fixture {
         let kind = path.trim_start_matches("/api/").split('/').next().unwrap();
         match kind {
             "cameras" => &self.camera,
+            "sites" => &self.site,
+            "edges" => &self.edge,
             "people" => &self.person,
             "credentials" => &self.credential,
             "rules" => &self.rule,
             "webhooks" => &self.webhook,
             "devices" => &self.device,
             "detections" => &self.detection,
-            "sites" => &self.site,
             other => panic!("no id kind for {other} ({path})"),
         }
     }
@@ -118,6 +121,7 @@ fn body_for(op: &str, r: &Fixture, n: usize) -> Option<(Option<Value>, bool)> {
         | "GET /api/cameras"
         | "GET /api/cameras/{id}"
         | "DELETE /api/cameras/{id}"
+        | "DELETE /api/edges/{id}"
         | "GET /api/detections/recent"
         | "GET /api/detections/{id}"
         | "GET /api/devices"
@@ -173,6 +177,7 @@ fn body_for(op: &str, r: &Fixture, n: usize) -> Option<(Option<Value>, bool)> {
         "POST /api/streams/start" | "POST /api/streams/stop" => (Some(json!({ "camera_id": r.camera })), true),
         "POST /api/webhooks/register" => (Some(hook_body()), false),
         "POST /api/zones" => (Some(json!({ "site_id": r.site, "name": format!("spy zone {n}") })), true),
+        "POST /api/sites/{id}/claim-codes" => (Some(json!({ "ttl_hours": 1 })), false),
         _ => return None,
     })
 }
@@ -281,6 +286,7 @@ async fn tenant_a(state: &cloud_api::AppState) -> (Fixture, cloud_store::Provisi
     ];
     let fixture = Fixture {
         site: a.site_id.to_string(),
+        edge: a.edge_id.to_string(),
         zone,
         camera,
         device,
@@ -416,6 +422,27 @@ async fn another_tenant_walking_every_documented_operation_with_our_ids_gets_not
                 let reply = send(&state, json_request("POST", "/api/edge/config/report", Some(token), &report)).await;
                 assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "edge report as {role}");
             }
+            covered.insert(op);
+            continue;
+        }
+        if op == EDGE_ENROL {
+            // No credential but a claim code: A's ids, secrets and anything guessed are not codes,
+            // whoever sends them, and the answer tells nothing.
+            for guess in fixture.secrets.iter().map(String::as_str).chain(["ABCD-EFGH-JKMN", ""]) {
+                for (role, token) in &tokens {
+                    let body = json!({ "code": guess, "name": format!("spy {n}") });
+                    n += 1;
+                    let reply = send(&state, json_request("POST", "/api/edge/enrol", Some(token), &body)).await;
+                    assert_no_leak(&format!("enrol as B's {role}"), &reply, &fixture);
+                    assert!(
+                        matches!(reply.status, StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS),
+                        "enrol with {guess:?} as {role}: {}",
+                        reply.status
+                    );
+                }
+            }
+            let edges_a = state.store.list_edges(a.tenant_id, None).await.unwrap();
+            assert_eq!(edges_a.len(), 1, "an edge appeared at A's site: {edges_a:?}");
             covered.insert(op);
             continue;
         }
@@ -588,6 +615,13 @@ async fn a_viewer_is_refused_every_write() {
             let report = json!({ "version": 1, "applied": true });
             let reply = send(&state, json_request("POST", &path, Some(&viewer), &report)).await;
             assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "edge credentials only");
+            continue;
+        }
+        if op == EDGE_ENROL {
+            // Unauthenticated (a claim code is the credential): a viewer's token changes nothing.
+            let body = json!({ "code": "ABCD-EFGH-JKMN" });
+            let reply = send(&state, json_request("POST", &path, Some(&viewer), &body)).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "a claim code, not a user, enrols");
             continue;
         }
         if op == EDGE_ACK {

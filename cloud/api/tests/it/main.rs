@@ -4,6 +4,7 @@
 mod auth;
 mod common;
 mod edge_commands;
+mod enrolment;
 mod events;
 mod health;
 mod ingest;

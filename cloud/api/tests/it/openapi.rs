@@ -24,6 +24,7 @@ async fn the_document_is_served_and_lists_every_endpoint() {
     operations.sort();
     let expected = [
         "DELETE /api/cameras/{id}",
+        "DELETE /api/edges/{id}",
         "DELETE /api/people/{id}",
         "DELETE /api/rules/{id}",
         "DELETE /api/webhooks/{id}",
@@ -62,6 +63,7 @@ async fn the_document_is_served_and_lists_every_endpoint() {
         "POST /api/devices/{id}/command",
         "POST /api/edge/commands/{id}/ack",
         "POST /api/edge/config/report",
+        "POST /api/edge/enrol",
         "POST /api/edge/heartbeat",
         "POST /api/edge/rule-executions",
         "POST /api/ingest/events",
@@ -70,6 +72,7 @@ async fn the_document_is_served_and_lists_every_endpoint() {
         "POST /api/rules",
         "POST /api/rules/{id}/disable",
         "POST /api/rules/{id}/enable",
+        "POST /api/sites/{id}/claim-codes",
         "POST /api/streams/start",
         "POST /api/streams/stop",
         "POST /api/webhooks/register",
