@@ -6,6 +6,8 @@ use std::time::Duration;
 use axum::http::HeaderValue;
 use cloud_store::Store;
 
+use crate::media::MediaStore;
+
 use crate::auth::{Auth, AuthConfig, IP_RATE_FACTOR, Keys, PasswordHasher, RateLimiter};
 
 /// What every handler can reach. Cheap to clone (a pool handle and an `Arc`).
@@ -15,6 +17,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Browser origins allowed by CORS (e.g. the dashboard's); empty: no CORS headers at all.
     pub cors_origins: Arc<[HeaderValue]>,
+    /// Where clips and snapshots go; `None`: the media endpoints answer 503.
+    pub media: Option<MediaStore>,
 }
 
 impl AppState {
@@ -32,7 +36,13 @@ impl AppState {
         let limiter = RateLimiter::new(config.auth_rate_per_minute, minute);
         let ip_limiter = RateLimiter::new(config.auth_rate_per_minute.saturating_mul(IP_RATE_FACTOR), minute);
         let auth = Auth { config, keys, hasher, limiter, ip_limiter };
-        Ok(AppState { store, auth: Arc::new(auth), cors_origins: Arc::new([]) })
+        Ok(AppState { store, auth: Arc::new(auth), cors_origins: Arc::new([]), media: None })
+    }
+
+    /// Stores clips and snapshots in `media`.
+    pub fn with_media(mut self, media: MediaStore) -> AppState {
+        self.media = Some(media);
+        self
     }
 
     /// Allows these browser origins (exact `scheme://host[:port]` values) through CORS.

@@ -39,6 +39,7 @@ async fn the_document_is_served_and_lists_every_endpoint() {
         "GET /api/edge/commands",
         "GET /api/edges",
         "GET /api/events",
+        "GET /api/media/{id}",
         "GET /api/people",
         "GET /api/people/{id}/credentials",
         "GET /api/rules",
@@ -60,6 +61,8 @@ async fn the_document_is_served_and_lists_every_endpoint() {
         "POST /api/devices/{id}/command",
         "POST /api/edge/commands/{id}/ack",
         "POST /api/edge/heartbeat",
+        "POST /api/edge/media",
+        "POST /api/edge/media/{id}/complete",
         "POST /api/ingest/events",
         "POST /api/people",
         "POST /api/people/{id}/credentials",
@@ -73,6 +76,7 @@ async fn the_document_is_served_and_lists_every_endpoint() {
         "PUT /api/auth/me",
         "PUT /api/cameras/{id}",
         "PUT /api/devices/{id}/config",
+        "PUT /api/edge/media/{id}/part",
         "PUT /api/rules/{id}",
     ];
     assert_eq!(operations, expected);
