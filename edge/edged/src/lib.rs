@@ -9,6 +9,7 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod bandwidth;
 pub mod config;
 pub mod detect;
 pub mod devices;
@@ -22,6 +23,7 @@ mod sender;
 pub mod stats;
 mod status;
 pub mod topology;
+pub mod upload;
 
 use std::time::Duration;
 
