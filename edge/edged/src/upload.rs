@@ -297,6 +297,10 @@ impl Uploader {
             };
             let state = match self.uplink.announce_media(&announce).await {
                 Ok(state) => state,
+                // Another file is already stored under this key: retrying cannot help.
+                Err(UplinkError::Refused { status: 409, body }) => {
+                    return Outcome::Refused(format!("http 409: {body}"));
+                }
                 Err(e) => return classify(e),
             };
             if state.complete {
@@ -414,6 +418,26 @@ mod tests {
             [(1, &[], &[0]), (3, &[], &[0, 1, 2]), (3, &[0, 2], &[1]), (3, &[2, 0, 1], &[]), (4, &[3, 7], &[0, 1, 2])];
         for (parts, received, expected) in cases {
             assert_eq!(missing_parts(parts, received), expected, "{parts} parts, {received:?} received");
+        }
+    }
+
+    #[test]
+    fn failures_are_retried_later_or_given_up_by_kind() {
+        let refused = |status| UplinkError::Refused { status, body: String::new() };
+        let cases = [
+            (UplinkError::Unavailable("connection reset".into()), true),
+            (UplinkError::Unauthorized(401), true),
+            (UplinkError::Protocol("bad json".into()), true),
+            (refused(404), true), // the upload was restarted or is gone: announce again
+            (refused(409), true),
+            (refused(429), true),
+            (refused(400), false), // a key or size the cloud will never take
+            (refused(413), false),
+            (refused(422), false),
+        ];
+        for (error, retry) in cases {
+            let what = format!("{error:?}");
+            assert_eq!(matches!(classify(error), Outcome::Retry(_)), retry, "{what}");
         }
     }
 

@@ -14,7 +14,12 @@ use anyhow::{Context, bail};
 mod proxy;
 pub use proxy::WanProxy;
 use serde_json::Value;
-use test_support::{ChildGuard, PgCluster, fixtures_dir, free_port, workspace_bin};
+use test_support::{ChildGuard, PgCluster, S3Server, fixtures_dir, free_port, workspace_bin};
+
+/// The bucket the cloud stores media in when a site runs with [`SiteOptions::s3`].
+pub const MEDIA_BUCKET: &str = "vgl";
+/// The part size the site's cloud gives edges (5 MiB, S3's smallest).
+pub const MEDIA_PART_SIZE: u64 = 5 * 1024 * 1024;
 
 /// What `vigil-cloud provision` prints.
 #[derive(Debug, Clone)]
@@ -47,6 +52,9 @@ pub struct Site {
     pub mqtt_port: Option<u16>,
     heartbeat_secs: u64,
     http: reqwest::blocking::Client,
+    /// The S3-protocol server the cloud stores clips and snapshots in, with [`SiteOptions::s3`];
+    /// otherwise the cloud uses `<dir>/cloud-media`.
+    pub s3: Option<S3Server>,
 }
 
 /// How to run a site.
@@ -68,11 +76,21 @@ pub struct SiteOptions {
     pub doors: bool,
     /// Seconds between the edge's heartbeats.
     pub heartbeat_secs: u64,
+    /// Store the cloud's media in a real S3-protocol server (s3s-fs) instead of a directory.
+    pub s3: bool,
 }
 
 impl Default for SiteOptions {
     fn default() -> Self {
-        SiteOptions { analyze_fps: 4.0, tls: false, wan_proxy: false, analytics: None, doors: false, heartbeat_secs: 2 }
+        SiteOptions {
+            analyze_fps: 4.0,
+            tls: false,
+            wan_proxy: false,
+            analytics: None,
+            doors: false,
+            heartbeat_secs: 2,
+            s3: false,
+        }
     }
 }
 
@@ -165,6 +183,7 @@ impl Site {
             mqtt_port: opts.doors.then(free_port),
             heartbeat_secs: opts.heartbeat_secs,
             http,
+            s3: if opts.s3 { Some(S3Server::start(&[MEDIA_BUCKET])?) } else { None },
         };
         site.ids = site.provision()?;
         site.start_cloud()?;
@@ -232,6 +251,19 @@ impl Site {
         ]);
         if let Some(tls) = &self.tls {
             cmd.arg("--tls-cert").arg(&tls.cert).arg("--tls-key").arg(&tls.key);
+        }
+        // The smallest part size S3 allows, so that real clips go up in several parts.
+        cmd.args(["--media-part-size", &MEDIA_PART_SIZE.to_string()]);
+        match &self.s3 {
+            Some(s3) => {
+                cmd.args(["--media-s3-bucket", MEDIA_BUCKET, "--media-s3-endpoint", &s3.endpoint()])
+                    .args(["--media-s3-path-style", "--media-s3-allow-http"])
+                    .env("AWS_ACCESS_KEY_ID", test_support::S3_ACCESS_KEY)
+                    .env("AWS_SECRET_ACCESS_KEY", test_support::S3_SECRET_KEY);
+            }
+            None => {
+                cmd.arg("--media-dir").arg(self.dir.path().join("cloud-media"));
+            }
         }
         self.cloud = Some(ChildGuard::spawn_logged("cloud", &mut cmd, self.logs())?);
         let url = format!("{}/health", self.cloud_url());
@@ -464,6 +496,18 @@ lock = "lock-1"
     pub fn edge_counter(&self, pointer: &str) -> anyhow::Result<u64> {
         let s = self.edge_status()?;
         s.pointer(pointer).and_then(Value::as_u64).with_context(|| format!("status has no {pointer}: {s}"))
+    }
+
+    /// The object name the cloud gives an edge key of this site (`<tenant>/<site>/<key>`, ids as
+    /// 32 hex digits).
+    pub fn media_object_path(&self, key: &str) -> String {
+        format!("{}/{}/{key}", self.ids.tenant_id.replace('-', ""), self.ids.site_id.replace('-', ""))
+    }
+
+    /// `GET path` on the cloud with the site's API key: status and body bytes.
+    pub fn cloud_bytes(&self, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+        let response = self.http.get(format!("{}{path}", self.cloud_url())).bearer_auth(&self.ids.api_key).send()?;
+        Ok((response.status().as_u16(), response.bytes()?.to_vec()))
     }
 
     /// Every event of `kind` the cloud API returns for this tenant, following cursors.
