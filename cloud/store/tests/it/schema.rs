@@ -26,7 +26,7 @@ async fn migrations_apply_and_create_partitions_around_today() {
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert_eq!(applied, 4);
+    assert_eq!(applied, 5);
 
     let parts = partitions(&store).await;
     let today = Utc::now().date_naive();
