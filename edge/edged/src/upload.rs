@@ -39,6 +39,8 @@ use crate::bandwidth::{Bandwidth, Priority};
 
 /// Bytes handed to the HTTP body at a time (each paced by the bandwidth cap).
 const CHUNK: usize = 64 * 1024;
+/// Largest part the edge reads into memory (the cloud's limit too).
+const MAX_PART_SIZE: u64 = 64 * 1024 * 1024;
 /// Announce/send/complete rounds for one item before it is given up (each round resumes).
 const ROUNDS: usize = 4;
 
@@ -305,6 +307,12 @@ impl Uploader {
             };
             if state.complete {
                 return Outcome::Done { bytes };
+            }
+            if !(1..=MAX_PART_SIZE).contains(&state.part_size) || state.parts != bytes.div_ceil(state.part_size) {
+                return Outcome::Retry(format!(
+                    "the cloud answered {} parts of {} bytes for a {bytes}-byte file",
+                    state.parts, state.part_size
+                ));
             }
             for n in missing_parts(state.parts, &state.received) {
                 let (offset, len) = part_range(bytes, state.part_size, n);
