@@ -56,7 +56,7 @@ field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]
 TENANT=$(field tenant_id); SITE=$(field site_id); API_KEY=$(field api_key)
 field edge_token > "$DEMO/edge.token"; chmod 600 "$DEMO/edge.token"
 
-"$BIN/vigil-cloud" serve --listen "127.0.0.1:$CLOUD_PORT" > "$DEMO/cloud.log" 2>&1 & PIDS+=($!)
+"$BIN/vigil-cloud" serve --listen "127.0.0.1:$CLOUD_PORT" --media-dir "$DEMO/cloud-media" > "$DEMO/cloud.log" 2>&1 & PIDS+=($!)
 "$BIN/vigil-rtsp-camera" --file "$FIX/vtest.mp4" --port "$CAMERA_PORT" --mount /cam > "$DEMO/camera.log" 2>&1 & PIDS+=($!)
 
 # Door devices: each logs in with its own password; the registry holds SHA-256 hashes only.

@@ -36,3 +36,11 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
+# A real S3-protocol server for the media tests (0.17 needs a newer rustc than ours).
+if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
+  cargo install s3s-fs@0.14.1 --locked --features binary
+fi
+# A real S3 client, independent of our code, to read back what the cloud stored.
+if ! command -v aws >/dev/null 2>&1 && [ ! -x "$HOME/.local/bin/aws" ]; then
+  python3 -m pip install --user --quiet --break-system-packages awscli
+fi

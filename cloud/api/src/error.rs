@@ -44,6 +44,13 @@ pub enum ApiError {
     UnsupportedMediaType { expected: &'static str },
     /// 422 `UNSUPPORTED_SCHEMA`: a wire schema version this build does not speak.
     UnsupportedSchema { got: u16 },
+    /// 503 `SERVICE_UNAVAILABLE`: a dependency other than the database (media storage) is down
+    /// or not configured; the message says which.
+    Unavailable(&'static str),
+    /// 409 `INCOMPLETE`: an upload cannot complete while parts are missing (`details.missing`).
+    Incomplete { missing: Vec<u64> },
+    /// 422 `MEDIA_MISMATCH`: the assembled object differs from what was announced.
+    Mismatch { bytes: u64, sha256: String },
     /// 503 `SERVICE_UNAVAILABLE` or 500 `INTERNAL_ERROR`, depending on the store error; 400 for
     /// [`StoreError::Invalid`].
     Store(StoreError),
@@ -116,6 +123,21 @@ impl ApiError {
                     "got": got,
                     "supported": (vigil_proto::MIN_SCHEMA_VERSION..=vigil_proto::SCHEMA_VERSION).collect::<Vec<_>>(),
                 })),
+            ),
+            ApiError::Unavailable(message) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", (*message).to_owned(), None)
+            }
+            ApiError::Incomplete { missing } => (
+                StatusCode::CONFLICT,
+                "INCOMPLETE",
+                format!("{} part(s) missing", missing.len()),
+                Some(json!({ "missing": missing })),
+            ),
+            ApiError::Mismatch { bytes, sha256 } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "MEDIA_MISMATCH",
+                "the stored object's size or sha256 differs from the announce; upload it again".to_owned(),
+                Some(json!({ "bytes": bytes, "sha256": sha256 })),
             ),
             ApiError::Store(StoreError::Invalid { field, reason }) => (
                 StatusCode::BAD_REQUEST,

@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod media;
 pub mod openapi;
 pub mod response;
 pub mod routes;
@@ -40,6 +41,8 @@ pub use state::AppState;
 
 /// Longest a request may take before the client gets a 503 (the edge then retries).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a media part upload may take (a part over a slow, capped uplink).
+pub const PART_UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Headers added to every response (from the seed's security requirements).
 pub const SECURITY_HEADERS: [(HeaderName, &str); 4] = [
@@ -59,10 +62,13 @@ pub fn app(state: AppState) -> Router {
         .layer(frame)
         .layer(xss)
         .layer(hsts)
-        .layer(axum::middleware::from_fn(error::log_errors))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT));
+        .layer(axum::middleware::from_fn(error::log_errors));
     let cors = (!state.cors_origins.is_empty()).then(|| cors(&state.cors_origins));
+    let parts = routes::media::part_router()
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, PART_UPLOAD_TIMEOUT));
     routes::router()
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
+        .merge(parts)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(layers)

@@ -139,6 +139,57 @@ struct ServeArgs {
     /// edge when it enrols; without it, an edge keeps the address it enrolled with.
     #[arg(long, env = "VIGIL_PUBLIC_URL")]
     public_url: Option<String>,
+    #[command(flatten)]
+    media: MediaArgs,
+}
+
+/// Where clips and snapshots are stored: a local directory (default) or an S3 bucket. S3
+/// credentials come from $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY only (never a flag, never logged).
+#[derive(Debug, Args)]
+struct MediaArgs {
+    /// Directory for clips and snapshots when no S3 bucket is given.
+    #[arg(long, env = "VIGIL_MEDIA_DIR", default_value = "media")]
+    media_dir: PathBuf,
+    /// Store clips and snapshots in this S3 bucket instead of --media-dir.
+    #[arg(long, env = "VIGIL_MEDIA_S3_BUCKET")]
+    media_s3_bucket: Option<String>,
+    /// S3 endpoint of a self-hosted or other S3-protocol store (e.g. http://minio:9000); AWS when unset.
+    #[arg(long, env = "VIGIL_MEDIA_S3_ENDPOINT", requires = "media_s3_bucket")]
+    media_s3_endpoint: Option<String>,
+    /// S3 region.
+    #[arg(long, env = "VIGIL_MEDIA_S3_REGION", default_value = "us-east-1")]
+    media_s3_region: String,
+    /// Path-style requests (endpoint/bucket/key), as most self-hosted stores need.
+    #[arg(long, env = "VIGIL_MEDIA_S3_PATH_STYLE")]
+    media_s3_path_style: bool,
+    /// Allow a plain-HTTP S3 endpoint (only inside a trusted network).
+    #[arg(long, env = "VIGIL_MEDIA_S3_ALLOW_HTTP")]
+    media_s3_allow_http: bool,
+    /// Size of the parts edges upload (S3: at least 5 MiB).
+    #[arg(long, env = "VIGIL_MEDIA_PART_SIZE", default_value_t = cloud_api::media::DEFAULT_PART_SIZE)]
+    media_part_size: u64,
+}
+
+impl MediaArgs {
+    fn store(&self) -> Result<cloud_api::media::MediaStore, ConfigError> {
+        let store = match &self.media_s3_bucket {
+            Some(bucket) => {
+                let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+                let settings = cloud_api::media::S3Settings {
+                    bucket: bucket.clone(),
+                    endpoint: self.media_s3_endpoint.clone(),
+                    region: self.media_s3_region.clone(),
+                    path_style: self.media_s3_path_style,
+                    allow_http: self.media_s3_allow_http,
+                    access_key_id: env("AWS_ACCESS_KEY_ID"),
+                    secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
+                };
+                cloud_api::media::MediaStore::s3(&settings, self.media_part_size)
+            }
+            None => cloud_api::media::MediaStore::local(&self.media_dir, self.media_part_size),
+        };
+        store.map_err(|e| ConfigError(format!("{e:#}")))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +268,7 @@ async fn run_serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     {
         return Err(ConfigError("--public-url must start with https:// or http://".into()).into());
     }
+    let media = args.media.store()?;
     let store = connect_and_migrate(url).await?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr().context("cannot read the listening address")?;
@@ -233,7 +285,9 @@ async fn run_serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("cannot prepare authentication")?
         .with_cors_origins(cors_origins)
-        .with_public_url(args.public_url.clone());
+        .with_public_url(args.public_url.clone())
+        .with_media(media);
+    tracing::info!(store = state.media.as_ref().map(|m| m.describe()), "Media storage configured.");
     let server = async {
         match tls {
             Some(tls) => serve_tls(listener, tls, state, cancel.clone()).await,

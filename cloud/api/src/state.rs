@@ -6,6 +6,8 @@ use std::time::Duration;
 use axum::http::HeaderValue;
 use cloud_store::Store;
 
+use crate::media::MediaStore;
+
 use crate::auth::{Auth, AuthConfig, IP_RATE_FACTOR, Keys, PasswordHasher, RateLimiter};
 
 /// What every handler can reach. Cheap to clone (a pool handle and an `Arc`).
@@ -18,6 +20,8 @@ pub struct AppState {
     /// The cloud's public base URL for edges (`--public-url`), told to an edge when it enrols;
     /// `None`: the edge keeps the address it enrolled with.
     pub public_url: Option<Arc<str>>,
+    /// Where clips and snapshots go; `None`: the media endpoints answer 503.
+    pub media: Option<MediaStore>,
 }
 
 impl AppState {
@@ -35,12 +39,18 @@ impl AppState {
         let limiter = RateLimiter::new(config.auth_rate_per_minute, minute);
         let ip_limiter = RateLimiter::new(config.auth_rate_per_minute.saturating_mul(IP_RATE_FACTOR), minute);
         let auth = Auth { config, keys, hasher, limiter, ip_limiter };
-        Ok(AppState { store, auth: Arc::new(auth), cors_origins: Arc::new([]), public_url: None })
+        Ok(AppState { store, auth: Arc::new(auth), cors_origins: Arc::new([]), public_url: None, media: None })
     }
 
     /// Tells enrolling edges this base URL (e.g. `https://cloud.example.com`).
     pub fn with_public_url(mut self, url: Option<String>) -> AppState {
         self.public_url = url.map(|u| Arc::from(u.trim_end_matches('/')));
+        self
+    }
+
+    /// Stores clips and snapshots in `media`.
+    pub fn with_media(mut self, media: MediaStore) -> AppState {
+        self.media = Some(media);
         self
     }
 

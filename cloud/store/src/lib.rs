@@ -23,6 +23,7 @@ mod enrolment;
 mod error;
 mod events;
 mod keys;
+mod media;
 mod partitions;
 mod people;
 mod resources;
@@ -47,6 +48,7 @@ pub use enrolment::{
 pub use error::StoreError;
 pub use events::{EventCursor, EventQuery, Page, StoredEvent};
 pub use keys::SigningKeyRow;
+pub use media::{Announced, MediaPart, MediaUpload, NewMedia};
 pub use partitions::{DEFAULT_RETENTION_DAYS, MaintenanceReport};
 pub use people::{Credential, NewCredential, Person};
 pub use resources::{Camera, CameraUpdate, NewCamera, Sensor, Site, SiteScope, StreamCommand, StreamStatus, Zone};

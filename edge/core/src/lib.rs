@@ -7,6 +7,7 @@
 
 pub mod analysis;
 pub mod backoff;
+pub mod bandwidth;
 pub mod detections;
 pub mod frame;
 pub mod geometry;
@@ -16,5 +17,6 @@ pub mod track;
 
 pub use analysis::{AnalyzerConfig, CameraAnalyzer, EventMode, ObjectFilter, Plan, SceneUpdate};
 pub use backoff::Backoff;
+pub use bandwidth::TokenBucket;
 pub use detections::{ClassRule, Detected, EventContext, detections_to_events};
 pub use frame::Frame;

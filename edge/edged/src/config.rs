@@ -18,6 +18,11 @@ use vigil_proto::EventKind;
 /// The default configuration, shipped in the binary.
 pub const DEFAULT_CONFIG: &str = include_str!("../edged.toml");
 
+/// Slowest upload cap: an 8 MiB media part still takes under 10 minutes.
+pub const MIN_UPLOAD_KBPS: u64 = 128;
+/// Fastest upload cap accepted (10 Gbit/s; above, leave it unlimited).
+pub const MAX_UPLOAD_KBPS: u64 = 10_000_000;
+
 /// Environment variable that holds the edge's cloud token (takes precedence over `token_file`).
 pub const TOKEN_ENV: &str = "VIGIL_EDGE_TOKEN";
 
@@ -63,6 +68,9 @@ struct RawMedia {
     reserve_mb: u64,
     #[serde(default = "yes")]
     snapshots: bool,
+    /// Upload finished clips and snapshots to the cloud.
+    #[serde(default = "yes")]
+    upload: bool,
 }
 
 fn default_clip_pre() -> u64 {
@@ -221,6 +229,9 @@ struct RawCloud {
     /// Where the last configuration from the cloud is kept (default `site-config.json` beside the
     /// spool directory); the edge boots from it when the cloud is unreachable.
     config_state: Option<PathBuf>,
+    /// Upload bandwidth cap in kilobits per second for events and media together; 0 = unlimited.
+    #[serde(default)]
+    max_upload_kbps: u64,
 }
 
 fn default_heartbeat_secs() -> u64 {
@@ -470,6 +481,8 @@ pub struct CloudConfig {
     pub heartbeat: Duration,
     pub config_sync: bool,
     pub config_state: PathBuf,
+    /// Upload cap in kbit/s shared by events and media; 0 = unlimited.
+    pub max_upload_kbps: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -577,6 +590,11 @@ impl Config {
         }
         if c.retry_min_ms == 0 || c.retry_min_ms > c.retry_max_ms {
             p.push("cloud.retry_min_ms: must be > 0 and <= retry_max_ms".into());
+        }
+        if c.max_upload_kbps != 0 && !(MIN_UPLOAD_KBPS..=MAX_UPLOAD_KBPS).contains(&c.max_upload_kbps) {
+            p.push(format!(
+                "cloud.max_upload_kbps: 0 (unlimited) or {MIN_UPLOAD_KBPS}..={MAX_UPLOAD_KBPS} (a media part must fit the cloud's 10 minutes)"
+            ));
         }
 
         if raw.spool.max_mb == 0 {
@@ -819,6 +837,7 @@ impl Config {
                 max_bytes: m.max_mb.saturating_mul(1 << 20),
                 reserve_bytes: m.reserve_mb.saturating_mul(1 << 20),
                 snapshots: m.snapshots,
+                upload: m.upload,
             }
         });
         let rules = raw.rules.as_ref().map(|r| RulesSettings {
@@ -851,6 +870,7 @@ impl Config {
                     let spool = &raw.spool.path;
                     spool.parent().unwrap_or(spool).join("site-config.json")
                 }),
+                max_upload_kbps: c.max_upload_kbps,
             },
             spool_path: raw.spool.path,
             spool_max_bytes: raw.spool.max_mb.saturating_mul(1 << 20),
@@ -973,6 +993,26 @@ mod tests {
         let cfg = Config::from_toml(DEFAULT_CONFIG).unwrap();
         assert_eq!(cfg.cameras.len(), 1);
         assert_eq!(cfg.detector.classes.iter().filter(|c| c.kind == EventKind::DetectionVehicle).count(), 5);
+    }
+
+    #[test]
+    fn the_upload_cap_is_zero_or_within_bounds() {
+        assert_eq!(Config::from_toml(DEFAULT_CONFIG).unwrap().cloud.max_upload_kbps, 0, "unlimited by default");
+        let with = |v: &str| DEFAULT_CONFIG.replace("max_upload_kbps = 0", &format!("max_upload_kbps = {v}"));
+        for (value, ok) in
+            [("0", true), ("128", true), ("2000", true), ("127", false), ("1", false), ("20000000", false)]
+        {
+            match Config::from_toml(&with(value)) {
+                Ok(cfg) => {
+                    assert!(ok, "{value} accepted");
+                    assert_eq!(cfg.cloud.max_upload_kbps.to_string(), value);
+                }
+                Err(e) => {
+                    assert!(!ok, "{value} refused: {e}");
+                    assert!(e.to_string().contains("cloud.max_upload_kbps"), "{e}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -51,6 +51,21 @@ pub fn health(stats: &EdgeStats, spool: &Spool, spool_dir: &std::path::Path, sta
         "disk_full": disk.full,
         "events_lost": stats.detect.events_lost.load(Relaxed),
         "config": stats.config.snapshot(),
+        "media_upload": media_upload(&stats.media_upload),
+    })
+}
+
+/// The media uploader's counters (heartbeat and `/status`).
+pub fn media_upload(m: &crate::upload::UploadStats) -> Value {
+    json!({
+        "queued": m.queued.load(Relaxed),
+        "uploaded": m.uploaded.load(Relaxed),
+        "bytes_sent": m.bytes_sent.load(Relaxed),
+        "parts_sent": m.parts_sent.load(Relaxed),
+        "missing": m.missing.load(Relaxed),
+        "failed": m.failed.load(Relaxed),
+        "retries": m.retries.load(Relaxed),
+        "last_error": m.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
     })
 }
 

@@ -9,6 +9,7 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod bandwidth;
 pub mod config;
 pub mod detect;
 pub mod devices;
@@ -24,6 +25,7 @@ pub mod stats;
 mod status;
 mod status_page;
 pub mod topology;
+pub mod upload;
 
 use std::time::Duration;
 

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::detect::event_id;
+use crate::upload::UploadQueue;
 use edge_core::Frame;
 use edge_core::track::Track;
 use edge_spool::Spool;
@@ -40,6 +41,15 @@ pub struct MediaSettings {
     pub reserve_bytes: u64,
     /// JPEG of each tracked object's best frame when it leaves.
     pub snapshots: bool,
+    /// Upload finished clips and snapshots to the cloud (see `upload`).
+    pub upload: bool,
+}
+
+impl MediaSettings {
+    /// The durable upload queue's directory (beside `clips/` and `snapshots/`, out of the janitor's way).
+    pub fn upload_queue_dir(&self) -> PathBuf {
+        self.dir.join(".upload-queue")
+    }
 }
 
 /// One camera's media state, checked out by a detect worker together with the camera's analyzer.
@@ -51,16 +61,30 @@ pub struct CameraMedia {
     /// The clip new objects are added to while its post-roll runs: (clip id, reference, end).
     incident: Option<(String, MediaRef, Instant)>,
     settings: Option<Arc<MediaSettings>>,
+    /// Where finished snapshots are queued for upload.
+    upload: Option<UploadQueue>,
 }
 
 impl CameraMedia {
     /// No clips or snapshots (no `[media]`).
     pub fn none(camera: Arc<str>) -> CameraMedia {
-        CameraMedia { camera, recorder: None, shots: BestShots::default(), incident: None, settings: None }
+        CameraMedia {
+            camera,
+            recorder: None,
+            shots: BestShots::default(),
+            incident: None,
+            settings: None,
+            upload: None,
+        }
     }
 
-    pub fn new(camera: Arc<str>, recorder: Option<Recorder>, settings: Arc<MediaSettings>) -> CameraMedia {
-        CameraMedia { camera, recorder, shots: BestShots::default(), incident: None, settings: Some(settings) }
+    pub fn new(
+        camera: Arc<str>,
+        recorder: Option<Recorder>,
+        settings: Arc<MediaSettings>,
+        upload: Option<UploadQueue>,
+    ) -> CameraMedia {
+        CameraMedia { camera, recorder, shots: BestShots::default(), incident: None, settings: Some(settings), upload }
     }
 
     /// After analysis of `frame`: keeps each visible track's best frame, gives new objects a clip and
@@ -86,7 +110,11 @@ impl CameraMedia {
                         Ok(bytes) => {
                             let media = MediaRef { key, content_type: "image/jpeg".into() };
                             o.snapshot = Some(media.clone());
-                            saved.push(self.saved_event(e, media, bytes, 0));
+                            let event = self.saved_event(e, media, bytes, 0);
+                            if let (Some(queue), Payload::Media(m)) = (&self.upload, &event.payload) {
+                                queue.push_or_log(m);
+                            }
+                            saved.push(event);
                         }
                         Err(error) => tracing::warn!(camera = %self.camera, %error, "Snapshot not written."),
                     }
@@ -179,6 +207,7 @@ pub async fn media_task(
     settings: Arc<MediaSettings>,
     spool: Spool,
     spooled: Arc<Notify>,
+    upload: Option<UploadQueue>,
 ) {
     let (tenant, site) = ids;
     while let Some(report) = reports.recv().await {
@@ -236,7 +265,16 @@ pub async fn media_task(
         };
         if let Some(e) = out {
             let spool = spool.clone();
-            match tokio::task::spawn_blocking(move || spool.append(std::slice::from_ref(&e))).await {
+            let upload = upload.clone();
+            let appended = tokio::task::spawn_blocking(move || {
+                let appended = spool.append(std::slice::from_ref(&e));
+                // A clip is queued for upload once its media.saved event is durable.
+                if let (Ok(_), Some(queue), Payload::Media(m)) = (&appended, &upload, &e.payload) {
+                    queue.push_or_log(m);
+                }
+                appended
+            });
+            match appended.await {
                 Ok(Ok(_)) => spooled.notify_one(),
                 Ok(Err(error)) => tracing::error!(%error, "Media event could not be spooled."),
                 Err(error) => tracing::error!(%error, "Media event task failed."),

@@ -9,12 +9,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime};
 
 use edge_core::Backoff;
-use edge_spool::{Spool, SpoolKey};
+use edge_spool::{Class, Spool, SpoolKey};
 use edge_uplink::{Uplink, UplinkError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use vigil_proto::{AckStatus, EventBatch, SCHEMA_VERSION, Timestamp};
 
+use crate::bandwidth::{Bandwidth, Priority};
 use crate::enrol::Identity;
 use crate::stats::UplinkStats;
 
@@ -27,6 +28,8 @@ pub struct Sender {
     pub stats: Arc<UplinkStats>,
     /// Stamped on events recorded before the edge was enrolled (nil tenant and site).
     pub identity: Identity,
+    /// The upload cap shared with the media uploader.
+    pub bandwidth: Arc<Bandwidth>,
 }
 
 impl Sender {
@@ -55,6 +58,13 @@ impl Sender {
             }
             let keys: Vec<SpoolKey> = items.iter().map(|s| s.key).collect();
             let identity = self.identity.get();
+            // Alarms and access decisions never wait for the bandwidth cap (the spool already
+            // sends them first); other batches wait, and media waits for them.
+            let priority = if keys.iter().any(|k| matches!(k.class, Class::Alarm | Class::Access)) {
+                Priority::Urgent
+            } else {
+                Priority::Events
+            };
             let batch = EventBatch {
                 schema: SCHEMA_VERSION,
                 sent_at: Timestamp::from(SystemTime::now()),
@@ -72,12 +82,17 @@ impl Sender {
                     })
                     .collect(),
             };
+            let send = async {
+                let body = Uplink::encode(&batch)?;
+                self.bandwidth.acquire(body.len() as u64, priority).await;
+                self.uplink.send_encoded(&batch, body).await
+            };
             let result = tokio::select! {
                 biased;
                 // An interrupted upload leaves the batch spooled: it is sent again next time and
                 // the cloud deduplicates it.
                 _ = cancel.cancelled() => return,
-                r = self.uplink.send(&batch) => r,
+                r = send => r,
             };
             match result {
                 Ok(ack) => {

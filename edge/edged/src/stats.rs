@@ -13,6 +13,8 @@ pub struct EdgeStats {
     pub rates: Mutex<Vec<(f64, f64)>>,
     pub detect: Arc<DetectStats>,
     pub uplink: Arc<UplinkStats>,
+    /// Clip and snapshot uploads.
+    pub media_upload: Arc<crate::upload::UploadStats>,
     pub eviction: crate::eviction::EvictionAlerts,
     /// The configuration from the cloud.
     pub config: Arc<crate::downlink::DownlinkStats>,

@@ -184,6 +184,7 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
             "last_error": u.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         },
         "config": s.stats.config.snapshot(),
+        "media_upload": crate::heartbeat::media_upload(&s.stats.media_upload),
     }))
 }
 
@@ -278,6 +279,15 @@ async fn metrics(State(s): State<StatusState>) -> ([(axum::http::header::HeaderN
         vec![(String::new(), d.events_lost.load(Relaxed) as f64)],
     );
     family("spool_depth", "gauge", "events waiting for the cloud", vec![(String::new(), s.spool.len() as f64)]);
+    let m = &s.stats.media_upload;
+    let one = |v: &std::sync::atomic::AtomicU64| vec![(String::new(), v.load(Relaxed) as f64)];
+    family("media_upload_queued", "gauge", "clips and snapshots waiting to be uploaded", one(&m.queued));
+    family("media_uploaded_total", "counter", "clips and snapshots stored in the cloud", one(&m.uploaded));
+    family("media_upload_bytes_total", "counter", "media bytes sent to the cloud", one(&m.bytes_sent));
+    family("media_upload_parts_total", "counter", "media parts sent to the cloud", one(&m.parts_sent));
+    family("media_upload_missing_total", "counter", "media files deleted before upload", one(&m.missing));
+    family("media_upload_failed_total", "counter", "media uploads the cloud refused", one(&m.failed));
+    family("media_upload_retries_total", "counter", "media upload attempts retried later", one(&m.retries));
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

@@ -168,6 +168,16 @@ pub async fn spawn(cfg: &Config, token: Option<Secret>, cancel: &CancellationTok
     if cfg.cameras.iter().any(|c| c.record.is_some()) {
         edge_video::record::init_record()?;
     }
+    let bandwidth = Arc::new(crate::bandwidth::Bandwidth::new(cfg.cloud.max_upload_kbps));
+    let upload_queue = match &media_settings {
+        Some(m) if m.upload => {
+            let dir = m.upload_queue_dir();
+            let queue = crate::upload::UploadQueue::open(&dir)
+                .with_context(|| format!("media upload queue {}", dir.display()))?;
+            Some(queue)
+        }
+        _ => None,
+    };
 
     // --- spawn: recorders; cameras → relays → frame slots → detect workers → spool → sender ---
     let tasks = TaskTracker::new();
@@ -216,6 +226,7 @@ pub async fn spawn(cfg: &Config, token: Option<Secret>, cancel: &CancellationTok
             m.clone(),
             spool.clone(),
             spooled.clone(),
+            upload_queue.clone(),
         ));
         tasks.spawn(crate::media::janitor(m.clone(), cancel.child_token()));
     }
@@ -228,7 +239,7 @@ pub async fn spawn(cfg: &Config, token: Option<Secret>, cancel: &CancellationTok
             let media = match &media_settings {
                 Some(m) => {
                     let rec = recorders.iter().find(|(c, _)| **c == *id).map(|(_, r)| r.clone());
-                    CameraMedia::new(id, rec, m.clone())
+                    CameraMedia::new(id, rec, m.clone(), upload_queue.clone())
                 }
                 None => CameraMedia::none(id),
             };
@@ -275,6 +286,7 @@ pub async fn spawn(cfg: &Config, token: Option<Secret>, cancel: &CancellationTok
         backoff: Backoff::new(cfg.cloud.retry_min, cfg.cloud.retry_max),
         stats: stats.uplink.clone(),
         identity,
+        bandwidth: bandwidth.clone(),
     };
     if let Some(enroller) = &enroller {
         tasks.spawn(enroller.clone().watch(cancel.child_token()));
@@ -283,6 +295,21 @@ pub async fn spawn(cfg: &Config, token: Option<Secret>, cancel: &CancellationTok
         sender.run(cancel.child_token()),
         tracing::info_span!("stage", stage = "uplink"),
     ));
+    // --- media: upload queue → uploader (one at a time, paced, after events) → cloud → object store ---
+    if let (Some(queue), Some(m)) = (&upload_queue, &media_settings) {
+        let uploader = crate::upload::Uploader::new(
+            queue.clone(),
+            m.dir.clone(),
+            uplink.clone(),
+            bandwidth.clone(),
+            stats.media_upload.clone(),
+            Backoff::new(cfg.cloud.retry_min, cfg.cloud.retry_max),
+        );
+        tasks.spawn(tracing::Instrument::instrument(
+            uploader.run(cancel.child_token()),
+            tracing::info_span!("stage", stage = "media-upload"),
+        ));
+    }
 
     let heartbeat = crate::heartbeat::Heartbeat {
         uplink: uplink.clone(),

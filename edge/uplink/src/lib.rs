@@ -133,6 +133,34 @@ struct Envelope<T> {
 
 /// Path of the edge's command queue.
 pub const EDGE_COMMANDS_PATH: &str = "/api/edge/commands";
+/// Path of the media uploads.
+pub const EDGE_MEDIA_PATH: &str = "/api/edge/media";
+/// The cloud assembles and verifies (reads back) the whole object before answering.
+const MEDIA_COMPLETE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A clip or snapshot the edge is about to upload.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MediaAnnounce {
+    /// `clips/<camera>/<name>.mp4` or `snapshots/<camera>/<name>.jpg`.
+    pub key: String,
+    pub content_type: String,
+    pub bytes: u64,
+    /// Lowercase hex SHA-256 of the file.
+    pub sha256: String,
+    /// The event that references it.
+    pub event: Option<String>,
+}
+
+/// Where an upload stands in the cloud.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct MediaUploadState {
+    pub id: String,
+    pub part_size: u64,
+    pub parts: u64,
+    /// Part numbers the cloud holds.
+    pub received: Vec<u64>,
+    pub complete: bool,
+}
 
 impl Uplink {
     fn target_for(cfg: &UplinkConfig) -> Result<Target, UplinkBuildError> {
@@ -317,9 +345,85 @@ impl Uplink {
         }
     }
 
+    /// Announces a clip or snapshot to upload (`POST /api/edge/media`): the upload's state, the
+    /// same upload when announced again.
+    pub async fn announce_media(&self, announce: &MediaAnnounce) -> Result<MediaUploadState, UplinkError> {
+        let body = serde_json::to_vec(announce).map_err(|e| UplinkError::Protocol(e.to_string()))?;
+        let t = self.current()?;
+        let response = t
+            .client
+            .post(format!("{}{EDGE_MEDIA_PATH}", t.base))
+            .bearer_auth(&t.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| UplinkError::Unavailable(error_chain(&e)))?;
+        let bytes = Self::ok_body(response).await?;
+        let envelope: Envelope<MediaUploadState> =
+            serde_json::from_slice(&bytes).map_err(|e| UplinkError::Protocol(e.to_string()))?;
+        Ok(envelope.data)
+    }
+
+    /// Sends part `part` of upload `id`: `len` bytes from `body`, a stream the caller may pace
+    /// (the bandwidth cap). `timeout` bounds the whole request.
+    pub async fn put_media_part<S>(
+        &self,
+        id: &str,
+        part: u64,
+        len: u64,
+        body: S,
+        timeout: Duration,
+    ) -> Result<(), UplinkError>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+    {
+        let t = self.current()?;
+        let response = t
+            .client
+            .put(format!("{}{EDGE_MEDIA_PATH}/{id}/part?n={part}", t.base))
+            .bearer_auth(&t.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .timeout(timeout)
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await
+            .map_err(|e| UplinkError::Unavailable(error_chain(&e)))?;
+        Self::ok_body(response).await.map(drop)
+    }
+
+    /// Asks the cloud to assemble and verify upload `id` (`409`: parts missing, `422`: the stored
+    /// object does not match the announce; both as [`UplinkError::Refused`]).
+    pub async fn complete_media(&self, id: &str) -> Result<MediaUploadState, UplinkError> {
+        let t = self.current()?;
+        let response = t
+            .client
+            .post(format!("{}{EDGE_MEDIA_PATH}/{id}/complete", t.base))
+            .bearer_auth(&t.token)
+            .timeout(MEDIA_COMPLETE_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| UplinkError::Unavailable(error_chain(&e)))?;
+        let bytes = Self::ok_body(response).await?;
+        let envelope: Envelope<MediaUploadState> =
+            serde_json::from_slice(&bytes).map_err(|e| UplinkError::Protocol(e.to_string()))?;
+        Ok(envelope.data)
+    }
+
+    /// Encodes a batch for [`Uplink::send_encoded`] (the caller learns its size first).
+    pub fn encode(batch: &EventBatch) -> Result<Vec<u8>, UplinkError> {
+        codec::encode(batch).map_err(|e| UplinkError::Protocol(e.to_string()))
+    }
+
     /// Sends one batch and returns the cloud's acknowledgement, checked against the batch.
     pub async fn send(&self, batch: &EventBatch) -> Result<BatchAck, UplinkError> {
-        let body = codec::encode(batch).map_err(|e| UplinkError::Protocol(e.to_string()))?;
+        let body = Self::encode(batch)?;
+        self.send_encoded(batch, body).await
+    }
+
+    /// Sends `body`, the encoding of `batch` (see [`Uplink::encode`]).
+    pub async fn send_encoded(&self, batch: &EventBatch, body: Vec<u8>) -> Result<BatchAck, UplinkError> {
         let t = self.current()?;
         let response = t
             .client

@@ -56,7 +56,10 @@ fn main() {
     let token = ids["edge_token"].as_str().unwrap().to_owned();
     let port = free_port();
     let mut cmd = Command::new(workspace_bin("vigil-cloud"));
-    cmd.args(["--database-url", &db, "serve", "--listen", &format!("127.0.0.1:{port}")]).env("RUST_LOG", "warn");
+    cmd.args(["--database-url", &db, "serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--media-dir")
+        .arg(dir.path().join("cloud-media"))
+        .env("RUST_LOG", "warn");
     let _cloud = ChildGuard::spawn_logged("cloud", &mut cmd, dir.path()).unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -14,7 +14,12 @@ use anyhow::{Context, bail};
 mod proxy;
 pub use proxy::WanProxy;
 use serde_json::Value;
-use test_support::{ChildGuard, PgCluster, fixtures_dir, free_port, workspace_bin};
+use test_support::{ChildGuard, PgCluster, S3Server, fixtures_dir, free_port, workspace_bin};
+
+/// The bucket the cloud stores media in when a site runs with [`SiteOptions::s3`].
+pub const MEDIA_BUCKET: &str = "vgl";
+/// The part size the site's cloud gives edges (5 MiB, S3's smallest).
+pub const MEDIA_PART_SIZE: u64 = 5 * 1024 * 1024;
 
 /// What `vigil-cloud provision` prints.
 #[derive(Debug, Clone)]
@@ -53,6 +58,9 @@ pub struct Site {
     edge_extra: String,
     spool_reserve_mb: Option<u64>,
     http: reqwest::blocking::Client,
+    /// The S3-protocol server the cloud stores clips and snapshots in, with [`SiteOptions::s3`];
+    /// otherwise the cloud uses `<dir>/cloud-media`.
+    pub s3: Option<S3Server>,
 }
 
 /// How to run a site.
@@ -84,6 +92,8 @@ pub struct SiteOptions {
     pub edge_extra: String,
     /// `[spool] reserve_mb` (free disk kept for alarms and access; default: the edge's).
     pub spool_reserve_mb: Option<u64>,
+    /// Store the cloud's media in a real S3-protocol server (s3s-fs) instead of a directory.
+    pub s3: bool,
 }
 
 impl Default for SiteOptions {
@@ -99,6 +109,7 @@ impl Default for SiteOptions {
             spool_dir: None,
             edge_extra: String::new(),
             spool_reserve_mb: None,
+            s3: false,
         }
     }
 }
@@ -210,6 +221,7 @@ impl Site {
             edge_extra: opts.edge_extra.clone(),
             spool_reserve_mb: opts.spool_reserve_mb,
             http,
+            s3: if opts.s3 { Some(S3Server::start(&[MEDIA_BUCKET])?) } else { None },
         };
         site.ids = site.provision()?;
         site.start_cloud()?;
@@ -277,6 +289,19 @@ impl Site {
         ]);
         if let Some(tls) = &self.tls {
             cmd.arg("--tls-cert").arg(&tls.cert).arg("--tls-key").arg(&tls.key);
+        }
+        // The smallest part size S3 allows, so that real clips go up in several parts.
+        cmd.args(["--media-part-size", &MEDIA_PART_SIZE.to_string()]);
+        match &self.s3 {
+            Some(s3) => {
+                cmd.args(["--media-s3-bucket", MEDIA_BUCKET, "--media-s3-endpoint", &s3.endpoint()])
+                    .args(["--media-s3-path-style", "--media-s3-allow-http"])
+                    .env("AWS_ACCESS_KEY_ID", test_support::S3_ACCESS_KEY)
+                    .env("AWS_SECRET_ACCESS_KEY", test_support::S3_SECRET_KEY);
+            }
+            None => {
+                cmd.arg("--media-dir").arg(self.dir.path().join("cloud-media"));
+            }
         }
         self.cloud = Some(ChildGuard::spawn_logged("cloud", &mut cmd, self.logs())?);
         let url = format!("{}/health", self.cloud_url());
@@ -563,6 +588,18 @@ lock = "lock-1"
     pub fn edge_counter(&self, pointer: &str) -> anyhow::Result<u64> {
         let s = self.edge_status()?;
         s.pointer(pointer).and_then(Value::as_u64).with_context(|| format!("status has no {pointer}: {s}"))
+    }
+
+    /// The object name the cloud gives an edge key of this site (`<tenant>/<site>/<key>`, ids as
+    /// 32 hex digits).
+    pub fn media_object_path(&self, key: &str) -> String {
+        format!("{}/{}/{key}", self.ids.tenant_id.replace('-', ""), self.ids.site_id.replace('-', ""))
+    }
+
+    /// `GET path` on the cloud with the site's API key: status and body bytes.
+    pub fn cloud_bytes(&self, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+        let response = self.http.get(format!("{}{path}", self.cloud_url())).bearer_auth(&self.ids.api_key).send()?;
+        Ok((response.status().as_u16(), response.bytes()?.to_vec()))
     }
 
     /// Every event of `kind` the cloud API returns for this tenant, following cursors.

@@ -1,7 +1,8 @@
 //! Video analytics through the real daemon: the RTSP camera plays real CCTV footage, the edge runs
 //! the bundled (Apache-2.0) BlazePose person detector behind motion gating, tracks people, counts
 //! them across a line, records clips (pre-roll from the encoded stream, no re-encode) and
-//! snapshots, and the cloud receives the lifecycle, motion, line and media events.
+//! snapshots, and the cloud receives the lifecycle, motion, line and media events; the clip is
+//! uploaded through the cloud into a real S3-protocol server and plays from there.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -27,7 +28,7 @@ clip_post_secs = 3
 
 #[test]
 fn people_are_tracked_and_counted_both_ways_across_a_line_through_the_daemon() {
-    let opts = SiteOptions { analyze_fps: 5.0, analytics: Some(LINE.into()), ..SiteOptions::default() };
+    let opts = SiteOptions { analyze_fps: 5.0, analytics: Some(LINE.into()), s3: true, ..SiteOptions::default() };
     let site = Site::start_with(opts).unwrap();
     let mut directions = HashSet::new();
     site.wait_for("line crossings both ways in the cloud", Duration::from_secs(150), |s| {
@@ -107,6 +108,35 @@ fn people_are_tracked_and_counted_both_ways_across_a_line_through_the_daemon() {
     let secs: f64 = probe["format"]["duration"].as_str().unwrap().parse().unwrap();
     assert!(secs >= 4.0, "2 s pre-roll (from a keyframe) + 3 s post-roll, got {secs}");
     assert_eq!(clip["payload"]["bytes"].as_u64().unwrap(), std::fs::metadata(&file).unwrap().len());
+
+    // The edge uploads the clip through the cloud (it holds no bucket credentials); the event then
+    // links to the object, which a real S3 client reads back from the bucket and ffprobe plays.
+    let mut media = serde_json::Value::Null;
+    site.wait_for("the clip uploaded and linked", Duration::from_secs(90), |s| {
+        let people = s.cloud_events("detection.person")?;
+        let linked = people.iter().find(|p| p["media"]["key"] == key.as_str() && p["media"]["available"] == true);
+        media = linked.map(|p| p["media"].clone()).unwrap_or_default();
+        Ok(!media.is_null())
+    })
+    .unwrap();
+    let s3 = site.s3.as_ref().unwrap();
+    let object = s3.get_object(e2e::MEDIA_BUCKET, &site.media_object_path(&key)).unwrap();
+    let local = std::fs::read(&file).unwrap();
+    assert!(object == local, "the object in the bucket differs from the clip on the edge");
+    let downloaded = site.dir.path().join("downloaded.mp4");
+    std::fs::write(&downloaded, &object).unwrap();
+    let played = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "json"])
+        .arg(&downloaded)
+        .output()
+        .unwrap();
+    assert!(played.status.success(), "{}", String::from_utf8_lossy(&played.stderr));
+    let played: serde_json::Value = serde_json::from_slice(&played.stdout).unwrap();
+    assert_eq!(played["streams"][0]["codec_name"], "h264", "{played}");
+    let (status, through_api) = site.cloud_bytes(media["url"].as_str().unwrap()).unwrap();
+    assert!(status == 200 && through_api == local, "GET {} answered {status}", media["url"]);
+    let uploaded = site.edge_status().unwrap()["media_upload"].clone();
+    assert!(uploaded["uploaded"].as_u64().unwrap() >= 1, "{uploaded}");
 
     // Snapshots: people who left have one, written as a JPEG.
     site.wait_for("a snapshot in the cloud", Duration::from_secs(60), |s| {

@@ -54,7 +54,9 @@ async fn recent(
         ..EventQuery::default()
     };
     let page = state.store.list_events(reader.tenant_id, &query).await?;
-    Ok(ApiResponse(page.items.into_iter().map(EventJson::from).collect()))
+    let mut items: Vec<EventJson> = page.items.into_iter().map(EventJson::from).collect();
+    crate::routes::events::attach_media(&state, reader.tenant_id, &mut items).await?;
+    Ok(ApiResponse(items))
 }
 
 #[utoipa::path(get, path = "/api/detections/{id}", tag = "detections", params(("id" = Uuid, Path, description = "event id (UUIDv7)")), security(("bearer" = [])), responses((status = 200, description = "one detection", body = Envelope<EventJson>), (status = 400, description = "validation error naming the field", body = ErrorEnvelope), (status = 404, description = "no such detection in the caller's tenant and sites", body = ErrorEnvelope)))]
@@ -68,5 +70,8 @@ async fn show(
     if !DETECTION_KINDS.iter().any(|k| k.as_str() == event.kind) {
         return Err(ApiError::NotFound);
     }
-    Ok(ApiResponse(event.into()))
+    let mut items = [EventJson::from(event)];
+    crate::routes::events::attach_media(&state, reader.tenant_id, &mut items).await?;
+    let [item] = items;
+    Ok(ApiResponse(item))
 }

@@ -31,7 +31,7 @@ use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use cloud_store::{EventCursor, EventQuery, StoredEvent};
+use cloud_store::{EventCursor, EventQuery, StoredEvent, TenantId};
 use serde::Serialize;
 use uuid::Uuid;
 use vigil_proto::EventKind;
@@ -73,6 +73,9 @@ pub struct EventJson {
     pub received_at: String,
     /// Kind-specific data, tagged with `type` (the proto payload as JSON).
     pub payload: serde_json::Value,
+    /// The event's clip or snapshot, when it has one, and whether it is uploaded yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<crate::routes::media::MediaJson>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -94,9 +97,29 @@ impl From<StoredEvent> for EventJson {
             kind: e.kind,
             occurred_at: rfc3339_micros(e.occurred_at),
             received_at: rfc3339_micros(e.received_at),
+            media: crate::routes::media::payload_media(&e.payload)
+                .map(|(key, content_type)| crate::routes::media::media_json(key, content_type, None)),
             payload: e.payload,
         }
     }
+}
+
+/// Fills in each event's `media` from the uploads the tenant has (one query per page).
+pub async fn attach_media(state: &AppState, tenant: TenantId, items: &mut [EventJson]) -> Result<(), ApiError> {
+    let keys: Vec<(Uuid, String)> =
+        items.iter().filter_map(|e| e.media.as_ref().map(|m| (e.site_id, m.key.clone()))).collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let found = state.store.media_by_keys(tenant, &keys).await?;
+    for item in items.iter_mut() {
+        let site = item.site_id;
+        if let Some(media) = item.media.take() {
+            let upload = found.iter().find(|u| u.site_id == site && u.key == media.key);
+            item.media = Some(crate::routes::media::media_json(media.key, media.content_type, upload));
+        }
+    }
+    Ok(())
 }
 
 #[utoipa::path(get, path = "/api/events", tag = "events", params(("site" = Option<Uuid>, Query, description = "site id"), ("kind" = Option<String>, Query, description = "dotted kind, e.g. detection.person"), ("from" = Option<String>, Query, description = "RFC 3339, inclusive"), ("to" = Option<String>, Query, description = "RFC 3339, exclusive"), ("limit" = Option<u32>, Query, description = "1..=1000, default 100"), ("cursor" = Option<String>, Query, description = "previous page's next_cursor"), ("format" = Option<String>, Query, description = "json (default) or csv")), security(("bearer" = [])), responses((status = 200, description = "one page, newest first (JSON envelope, or text/csv)", content((Envelope<EventsPage> = "application/json"), (String = "text/csv"))), (status = 400, description = "validation error naming the field", body = ErrorEnvelope),(status = 401, description = "missing or invalid credential", body = ErrorEnvelope)))]
@@ -120,8 +143,9 @@ async fn list(
         }
         return Ok(response);
     }
-    Ok(ApiResponse(EventsPage { items: page.items.into_iter().map(EventJson::from).collect(), next_cursor })
-        .into_response())
+    let mut items: Vec<EventJson> = page.items.into_iter().map(EventJson::from).collect();
+    attach_media(&state, reader.tenant_id, &mut items).await?;
+    Ok(ApiResponse(EventsPage { items, next_cursor }).into_response())
 }
 
 /// Media type of the CSV export.

@@ -13,13 +13,15 @@ pub mod enrolment;
 pub mod events;
 pub mod health;
 pub mod ingest;
+pub mod media;
 pub mod people;
 pub mod rules;
 pub mod site_config;
 pub mod sites;
 pub mod streams;
 
-/// Every route of the API (without the cross-cutting layers; see [`crate::app`]).
+/// Every route of the API but the media part upload, which [`crate::app`] adds with its own
+/// timeout (without the cross-cutting layers).
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(health::router())
@@ -36,5 +38,6 @@ pub fn router() -> Router<AppState> {
         .merge(people::router())
         .merge(rules::router())
         .merge(site_config::router())
+        .merge(media::router())
         .merge(crate::openapi::router())
 }

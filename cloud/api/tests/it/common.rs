@@ -7,6 +7,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use chrono::{DateTime, Utc};
 use cloud_api::auth::{AuthConfig, HashCost};
+use cloud_api::media::MediaStore;
 use cloud_api::{AppState, app};
 use cloud_store::{Provisioned, Store};
 use test_support::PgCluster;
@@ -22,14 +23,34 @@ fn cluster() -> &'static PgCluster {
     PG.get_or_init(|| PgCluster::start().expect("cannot start the test PostgreSQL cluster"))
 }
 
-/// App state on a new, migrated database.
+/// App state on a new, migrated database, with media stored in a directory of its own.
 pub async fn fresh_state() -> AppState {
+    let url = fresh_database_url();
+    let media = MediaStore::local(&fresh_dir("media"), 1024 * 1024).unwrap();
+    state_on(&url, media).await
+}
+
+/// A new, empty database.
+pub fn fresh_database_url() -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let url = cluster().create_database(&format!("api_it_{n}")).unwrap();
-    let store = Store::connect(&url).await.unwrap();
+    cluster().create_database(&format!("api_it_{n}")).unwrap()
+}
+
+/// A new directory that disappears with the test cluster.
+pub fn fresh_dir(what: &str) -> std::path::PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = cluster().dir().join(format!("{what}-{n}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// App state (as a freshly started cloud would build it) on the database at `url`, migrated.
+pub async fn state_on(url: &str, media: MediaStore) -> AppState {
+    let store = Store::connect(url).await.unwrap();
     store.migrate().await.unwrap();
-    AppState::build(store, test_auth_config()).await.unwrap()
+    AppState::build(store, test_auth_config()).await.unwrap().with_media(media)
 }
 
 /// Production settings except a cheap Argon2 cost (the hashes are still Argon2id).

@@ -30,6 +30,10 @@ fn executions_for(rule: &str) -> Value {
     }] })
 }
 const EDGE_ENROL: &str = "POST /api/edge/enrol";
+const EDGE_MEDIA: [&str; 3] =
+    ["POST /api/edge/media", "PUT /api/edge/media/{id}/part", "POST /api/edge/media/{id}/complete"];
+/// How many of [`Fixture::secrets`] are ids (the rest are credentials and names).
+const IDS: usize = 14;
 
 /// Operations a viewer may call although they are not GETs (their own session and password).
 const SELF_SERVICE: [&str; 5] = [
@@ -74,6 +78,8 @@ struct Fixture {
     rule: String,
     webhook: String,
     detection: String,
+    /// A's uploaded snapshot (a media id).
+    media: String,
     /// Every id and secret of tenant A that must never reach another tenant.
     secrets: Vec<String>,
 }
@@ -144,7 +150,8 @@ fn body_for(op: &str, r: &Fixture, n: usize) -> Option<(Option<Value>, bool)> {
         | "GET /api/webhooks"
         | "DELETE /api/webhooks/{id}"
         | "GET /api/zones"
-        | "GET /api/sites/{id}/config" => none,
+        | "GET /api/sites/{id}/config"
+        | "GET /api/media/{id}" => none,
         "PUT /api/sites/{id}/config/access" => (Some(json!({ "doors": [] })), false),
         "PUT /api/sites/{id}/config/cameras" => (Some(json!([{ "id": "cam-1" }])), false),
         "POST /api/auth/login" => (Some(json!({ "email": "admin@acme.test", "password": "guess" })), false),
@@ -263,6 +270,20 @@ async fn tenant_a(state: &cloud_api::AppState) -> (Fixture, cloud_store::Provisi
     let started = send(state, post("/api/streams/start", json!({ "camera_id": camera }))).await;
     assert_eq!(started.status, StatusCode::ACCEPTED);
     let me = data(&send(state, bare_request("GET", "/api/auth/me", Some(&admin))).await);
+    // An uploaded snapshot.
+    let jpeg = b"\xff\xd8not really a jpeg\xff\xd9".to_vec();
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&jpeg));
+    let announce =
+        json!({ "key": "snapshots/cam-a/s1.jpg", "content_type": "image/jpeg", "bytes": jpeg.len(), "sha256": sha });
+    let media = id_of(&send(state, json_request("POST", "/api/edge/media", Some(&a.edge_token), &announce)).await);
+    let part = Request::put(format!("/api/edge/media/{media}/part?n=0"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", a.edge_token))
+        .body(Body::from(jpeg))
+        .unwrap();
+    data(&send(state, part).await);
+    let done =
+        send(state, bare_request("POST", &format!("/api/edge/media/{media}/complete"), Some(&a.edge_token))).await;
+    assert_eq!(data(&done)["complete"], true);
 
     let secrets = vec![
         a.tenant_id.as_uuid().to_string(),
@@ -278,6 +299,7 @@ async fn tenant_a(state: &cloud_api::AppState) -> (Fixture, cloud_store::Provisi
         detection.id.to_string(),
         access.id.to_string(),
         me["id"].as_str().unwrap().to_owned(),
+        media.clone(),
         a.edge_token.clone(),
         a.api_key.clone(),
         "vault".into(),
@@ -295,6 +317,7 @@ async fn tenant_a(state: &cloud_api::AppState) -> (Fixture, cloud_store::Provisi
         rule,
         webhook,
         detection: detection.id.to_string(),
+        media,
         secrets,
     };
     (fixture, a, admin, viewer)
@@ -453,7 +476,7 @@ async fn another_tenant_walking_every_documented_operation_with_our_ids_gets_not
             assert_eq!(fetched.status, StatusCode::OK);
             let text = fetched.json().to_string();
             assert!(!fixture.secrets.iter().any(|s| text.contains(s.as_str())), "B's edge saw A's data: {text}");
-            for id in &fixture.secrets[..13] {
+            for id in &fixture.secrets[..IDS] {
                 let ack = json!({ "status": "done" });
                 let path = format!("/api/edge/commands/{id}/ack");
                 let reply = send(&state, json_request("POST", &path, Some(&b.edge_token), &ack)).await;
@@ -474,13 +497,45 @@ async fn another_tenant_walking_every_documented_operation_with_our_ids_gets_not
             covered.insert(op);
             continue;
         }
+        if EDGE_MEDIA.contains(&op.as_str()) {
+            // B's edge cannot add to, complete or learn about A's uploads; user tokens are not edge
+            // credentials.
+            for id in &fixture.secrets[..IDS] {
+                let part = Request::put(format!("/api/edge/media/{id}/part?n=0"))
+                    .header(header::AUTHORIZATION, format!("Bearer {}", b.edge_token))
+                    .body(Body::from(vec![0u8; 24]))
+                    .unwrap();
+                let done = bare_request("POST", &format!("/api/edge/media/{id}/complete"), Some(&b.edge_token));
+                for reply in [send(&state, part).await, send(&state, done).await] {
+                    assert_no_leak(&format!("edge media {id}"), &reply, &fixture);
+                    assert!(
+                        matches!(reply.status, StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST),
+                        "{id}: {}",
+                        reply.status
+                    );
+                }
+            }
+            let announce = json!({ "key": "snapshots/cam-a/s1.jpg", "content_type": "image/jpeg", "bytes": 24, "sha256": "0".repeat(64) });
+            let own = send(&state, json_request("POST", "/api/edge/media", Some(&b.edge_token), &announce)).await;
+            assert_no_leak("B's announce of A's key", &own, &fixture);
+            assert_eq!(data(&own)["received"], json!([]), "B's edge got its own upload");
+            for (role, token) in &tokens {
+                let reply = send(&state, json_request("POST", "/api/edge/media", Some(token), &announce)).await;
+                assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "announce as {role}");
+                let path = format!("/api/edge/media/{}/complete", fixture.media);
+                let reply = send(&state, bare_request("POST", &path, Some(token))).await;
+                assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "complete as {role}");
+            }
+            covered.insert(op);
+            continue;
+        }
         let Some((_, refs_in_body)) = body_for(&op, &fixture, 0) else {
             uncovered.push(op);
             continue;
         };
         // Every one of A's ids in the path parameter; A's references in query and body.
         let uris: Vec<String> = if path.contains('{') {
-            fixture.secrets[..13].iter().map(|id| path.replace("{id}", id)).collect()
+            fixture.secrets[..IDS].iter().map(|id| path.replace("{id}", id)).collect()
         } else {
             let mut uris = vec![path.clone()];
             let refs: Vec<String> =
@@ -560,6 +615,7 @@ async fn another_tenant_walking_every_documented_operation_with_our_ids_gets_not
         format!("/api/people/{}/credentials", fixture.person),
         format!("/api/rules/{}/history", fixture.rule),
         format!("/api/detections/{}", fixture.detection),
+        format!("/api/media/{}", fixture.media),
     ] {
         let reply = send(&state, bare_request("GET", &path, Some(&admin_a))).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}");
@@ -622,6 +678,12 @@ async fn a_viewer_is_refused_every_write() {
             let body = json!({ "code": "ABCD-EFGH-JKMN" });
             let reply = send(&state, json_request("POST", &path, Some(&viewer), &body)).await;
             assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "a claim code, not a user, enrols");
+            continue;
+        }
+        if EDGE_MEDIA.contains(&op.as_str()) {
+            let path = path.replace("{id}", &fixture.media);
+            let reply = send(&state, json_request(&method, &path, Some(&viewer), &json!({}))).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{op}: edge credentials only");
             continue;
         }
         if op == EDGE_ACK {

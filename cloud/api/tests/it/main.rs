@@ -9,6 +9,7 @@ mod events;
 mod health;
 mod ingest;
 mod isolation;
+mod media;
 mod openapi;
 mod resources;
 mod rules;

@@ -29,6 +29,16 @@ async fn two_tenants(store: &Store) -> (TenantId, TenantId) {
             site_ids: None,
         };
         store.create_user(p.tenant_id, &user).await.unwrap();
+        let media = cloud_store::NewMedia {
+            key: "clips/door/1.mp4",
+            content_type: "video/mp4",
+            bytes: 10,
+            sha256: &"a".repeat(64),
+            part_size: 8,
+            event_id: None,
+        };
+        let upload = store.announce_media(&edge, &media).await.unwrap().upload;
+        assert!(store.record_media_part(&edge, upload.id, 0, 8, "etag").await.unwrap());
         tenants.push(p.tenant_id);
     }
     (tenants[0], tenants[1])
@@ -88,6 +98,8 @@ async fn a_query_without_a_tenant_filter_still_sees_one_tenant() {
         "webhooks",
         "people",
         "credentials",
+        "media_objects",
+        "media_parts",
     ] {
         for tenant in [a, b] {
             let seen = unfiltered_tenants(&store, tenant, table).await;
