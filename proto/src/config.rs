@@ -43,6 +43,10 @@ pub struct SiteConfig {
     /// Analytics per camera (`[{id, motion, filters, lines, zones}]`), when the cloud manages them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cameras: Option<serde_json::Value>,
+    /// The device registry (`{site, devices: [{id, zone, kind, password_sha256, config, firmware}]}`),
+    /// when the cloud manages the site's devices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<serde_json::Value>,
 }
 
 /// What an edge did with a configuration version.

@@ -104,6 +104,7 @@ impl Modify for BearerAuth {
         routes::site_config::show,
         routes::site_config::set_access,
         routes::site_config::set_cameras,
+        routes::site_config::set_devices,
         routes::site_config::edge_fetch,
         routes::site_config::edge_report,
         routes::rules::edge_executions,

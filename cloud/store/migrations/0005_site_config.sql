@@ -14,6 +14,7 @@ CREATE TABLE site_configs (
     -- NULL: the cloud does not manage this part; the edge keeps its local file's.
     access      jsonb,
     cameras     jsonb,
+    devices     jsonb,
     updated_by  uuid,
     updated_at  timestamptz NOT NULL DEFAULT now(),
     FOREIGN KEY (site_id, tenant_id) REFERENCES sites (id, tenant_id) ON DELETE CASCADE

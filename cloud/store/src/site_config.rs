@@ -19,6 +19,8 @@ pub struct SiteConfigParts {
     pub access: Option<serde_json::Value>,
     /// Each camera's analytics (`[{id, motion, filters, lines, zones}]`); `None` until set.
     pub cameras: Option<serde_json::Value>,
+    /// The device registry (`{site, devices}`); `None` until set.
+    pub devices: Option<serde_json::Value>,
     /// The tenant's people: `[{id, name, groups, enabled}]`.
     pub people: serde_json::Value,
     /// The tenant's credentials, PINs included (for the edge only): `[{id, person, badge, pin,
@@ -33,10 +35,11 @@ pub struct SiteConfigParts {
 pub enum SitePart {
     Access,
     Cameras,
+    Devices,
 }
 
 const PARTS_SQL: &str = "\
-SELECT s.config_version AS version, s.timezone, c.access, c.cameras, \
+SELECT s.config_version AS version, s.timezone, c.access, c.cameras, c.devices, \
        (SELECT COALESCE(jsonb_agg(jsonb_build_object('id', p.id, 'name', p.name, 'groups', p.groups, \
                 'enabled', p.enabled) ORDER BY p.id), '[]'::jsonb) \
           FROM people p WHERE p.tenant_id = $1) AS people, \
@@ -102,6 +105,7 @@ impl Store {
         let column = match part {
             SitePart::Access => "access",
             SitePart::Cameras => "cameras",
+            SitePart::Devices => "devices",
         };
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO site_configs (site_id, tenant_id, {column}, updated_by) VALUES ($2, $1, $3, $4) \

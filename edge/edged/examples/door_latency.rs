@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let cfg = Config::from_toml(&text)?;
     let spool = edge_spool::Spool::open(&dir.path().join("spool"))?;
-    let built = DevicesBuilt::build(&cfg, None).await?.ok_or_else(|| anyhow::anyhow!("no [mqtt]"))?;
+    let built = DevicesBuilt::build(&cfg, None, None).await?.ok_or_else(|| anyhow::anyhow!("no [mqtt]"))?;
     let addr = built.local_addr();
     let stats = built.stats.clone();
     let tasks = TaskTracker::new();

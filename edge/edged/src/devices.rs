@@ -162,7 +162,7 @@ pub struct DevicesStage {
     /// Silence after which an online device is marked offline.
     pub heartbeat_timeout: Duration,
     /// Device kinds, to authorise actions (only a `panel` may start or clear a lockdown).
-    pub registry: Arc<edge_mqtt::DeviceRegistry>,
+    pub registry: edge_mqtt::RegistryHandle,
     /// Copies of every event for the rules stage.
     pub tap: crate::rules::EventTap,
     /// Kept in step with the engine's document.
@@ -289,7 +289,7 @@ impl DevicesStage {
                 None => Vec::new(),
             },
             DeviceMessage::Event(DeviceEvent::Lockdown { .. } | DeviceEvent::LockdownClear { .. })
-                if self.registry.get(&m.device).map(|d| d.kind) != Some(edge_mqtt::DeviceKind::Panel) =>
+                if self.registry.current().get(&m.device).map(|d| d.kind) != Some(edge_mqtt::DeviceKind::Panel) =>
             {
                 self.stats.lockdowns_refused.fetch_add(1, Relaxed);
                 tracing::warn!(device = %m.device, "Lockdown request from a device that is not a panel refused.");
@@ -339,7 +339,8 @@ impl DevicesStage {
         params: Option<serde_json::Value>,
         pending: &mut HashMap<String, Pending>,
     ) -> Result<String, String> {
-        let Some(d) = self.registry.get(device) else { return Err(format!("no device {device}")) };
+        let registry = self.registry.current();
+        let Some(d) = registry.get(device) else { return Err(format!("no device {device}")) };
         let cmd = Command { id: Uuid::now_v7().to_string(), action: action.to_owned(), secs: None, params };
         match self.hub.command(&d.zone, device, &cmd) {
             Ok(()) => {
@@ -360,7 +361,8 @@ impl DevicesStage {
     /// A device came online: pushes its registry `config` (once per connection) and offers its
     /// registry firmware while it reports another version.
     fn provision(&self, device: &str, reported: Option<&str>, pending: &mut HashMap<String, Pending>) {
-        let Some(d) = self.registry.get(device) else { return };
+        let registry = self.registry.current();
+        let Some(d) = registry.get(device) else { return };
         let (send_config, offer) = {
             let mut live = self.stats.live.lock().unwrap_or_else(|p| p.into_inner());
             let entry = live.entry(device.to_owned()).or_default();
@@ -677,13 +679,21 @@ impl DevicesBuilt {
     /// device port. Every failure here stops the daemon before anything runs.
     /// `cloud_access` is the site document of the last configuration the cloud pushed (persisted),
     /// which takes the place of the local file's.
+    /// `cloud_devices` likewise replaces the local device registry file.
     pub async fn build(
         cfg: &crate::config::Config,
         cloud_access: Option<edge_access::Policy>,
+        cloud_devices: Option<edge_mqtt::DeviceRegistry>,
     ) -> anyhow::Result<Option<DevicesBuilt>> {
         use anyhow::Context;
         let Some(m) = &cfg.mqtt else { return Ok(None) };
-        let registry = edge_mqtt::DeviceRegistry::load(&m.devices)?;
+        let registry = match cloud_devices {
+            Some(r) => {
+                tracing::info!(devices = r.devices().count(), "Device registry from the cloud's last configuration.");
+                r
+            }
+            None => edge_mqtt::DeviceRegistry::load(&m.devices)?,
+        };
         let engine = match (cloud_access, &cfg.access) {
             (Some(policy), _) => {
                 tracing::info!(
@@ -741,6 +751,11 @@ impl DevicesBuilt {
     /// Address devices connect to.
     pub fn local_addr(&self) -> std::net::SocketAddr {
         self.mqtt.local_addr
+    }
+
+    /// The registry the front checks logins against (replaceable by the down link).
+    pub fn registry(&self) -> edge_mqtt::RegistryHandle {
+        self.mqtt.front.registry.clone()
     }
 
     pub fn front_stats(&self) -> Arc<edge_mqtt::FrontStats> {

@@ -117,6 +117,8 @@ pub struct LocalFiles {
     pub rules: Option<PathBuf>,
     /// Each camera's analytics from the edge's file.
     pub cameras: Vec<(String, edge_core::SceneUpdate)>,
+    /// The device registry file (`[mqtt] devices`).
+    pub devices: Option<PathBuf>,
 }
 
 /// Why a version did not run.
@@ -140,6 +142,8 @@ pub struct Downlink {
     pub rules: mpsc::Sender<RulesReload>,
     /// The cameras' analyzers.
     pub slots: Option<Arc<crate::detect::FrameSlots>>,
+    /// The registry the MQTT front checks device logins against (with `[mqtt]`).
+    pub registry: Option<edge_mqtt::RegistryHandle>,
     pub local: LocalFiles,
     pub backoff: Backoff,
     pub stats: Arc<DownlinkStats>,
@@ -313,6 +317,24 @@ impl Downlink {
                 return Err(NotApplied::Refused(unknown));
             }
         }
+        let had_devices = self.current.as_ref().is_some_and(|c| c.devices.is_some());
+        let devices = match (checked.devices, had_devices, &self.local.devices) {
+            (Some(registry), _, _) => Some(registry),
+            (None, true, Some(file)) => Some(
+                edge_mqtt::DeviceRegistry::load(file)
+                    .map_err(|e| NotApplied::Refused(vec![format!("devices: back to {}: {e}", file.display())]))?,
+            ),
+            _ => None,
+        };
+        if let (Some(registry), Some(handle)) = (&devices, &self.registry)
+            && registry.site() != handle.current().site()
+        {
+            return Err(NotApplied::Refused(vec![format!(
+                "devices: the site segment {:?} is not this edge's {:?}",
+                registry.site(),
+                handle.current().site()
+            )]));
+        }
         store(&self.path, &doc).map_err(|e| NotApplied::Retry(format!("cannot keep it on disk: {e}")))?;
         let mut done = Vec::new();
         if let Some(policy) = access {
@@ -334,6 +356,16 @@ impl Downlink {
             self.rules.send((rules, tx)).await.map_err(|_| NotApplied::Retry("the rules stage stopped".into()))?;
             rx.await.map_err(|_| NotApplied::Retry("the rules stage stopped".into()))?;
             done.push(summary);
+        }
+        if let Some(registry) = devices {
+            let n = registry.devices().count();
+            match &self.registry {
+                Some(handle) => {
+                    handle.replace(registry).map_err(|e| NotApplied::Refused(vec![format!("devices: {e}")]))?;
+                    done.push(format!("{n} devices"));
+                }
+                None => tracing::warn!("The configuration has devices but this edge has no [mqtt]."),
+            }
         }
         if let (Some(list), Some(slots)) = (cameras, &self.slots) {
             let mut from_cloud = 0;
@@ -380,6 +412,7 @@ mod tests {
             access: None,
             rules: Some(json!({ "schema": 1, "revision": version, "timezone": "UTC", "rules": [] })),
             cameras: None,
+            devices: None,
         }
     }
 

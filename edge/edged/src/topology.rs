@@ -106,12 +106,12 @@ pub async fn spawn(cfg: &Config, token: Option<Secret>, cancel: &CancellationTok
         .with_context(|| format!("bind status endpoint {}", cfg.status_listen))?;
     let status_addr = listener.local_addr()?;
     // The cloud's last configuration (kept on disk) takes the place of the local files' parts.
-    let (kept, kept_access, kept_rules, kept_cameras) =
+    let (kept, kept_access, kept_rules, kept_cameras, kept_devices) =
         match cfg.cloud.config_sync.then(|| crate::downlink::load(&cfg.cloud.config_state)).flatten() {
-            Some((doc, checked)) => (Some(doc), checked.access, checked.rules, checked.cameras),
-            None => (None, None, None, None),
+            Some((doc, checked)) => (Some(doc), checked.access, checked.rules, checked.cameras, checked.devices),
+            None => (None, None, None, None, None),
         };
-    let mut devices = DevicesBuilt::build(cfg, kept_access).await?;
+    let mut devices = DevicesBuilt::build(cfg, kept_access, kept_devices).await?;
     let rules = match (&cfg.rules, kept_rules) {
         (Some(r), Some(compiled)) => Some((r.clone(), compiled)),
         (Some(r), None) => {
@@ -328,6 +328,7 @@ pub async fn spawn(cfg: &Config, token: Option<Secret>, cancel: &CancellationTok
 
     // --- devices: MQTT front → hub → devices (access decisions, locks, telemetry) → spool ---
     let control = devices.as_ref().map(|d| d.control.clone());
+    let registry = devices.as_ref().map(DevicesBuilt::registry);
     let doors = devices.as_ref().map(|d| d.doors.clone()).unwrap_or_default();
     // --- remote commands: cloud queue (long-poll) → devices stage → acknowledgement ---
     let remote = crate::remote::RemoteStage {
@@ -355,10 +356,12 @@ pub async fn spawn(cfg: &Config, token: Option<Secret>, cancel: &CancellationTok
             control: control.clone(),
             rules: reload_tx,
             slots: Some(slots_for_config),
+            registry,
             local: crate::downlink::LocalFiles {
                 access: cfg.access.as_ref().map(|a| a.site_document.clone()),
                 rules: cfg.rules.as_ref().and_then(|r| r.file.clone()),
                 cameras: cfg.cameras.iter().map(|c| (c.video.id.to_string(), c.scene.clone())).collect(),
+                devices: cfg.mqtt.as_ref().map(|m| m.devices.clone()),
             },
             backoff: Backoff::new(cfg.cloud.retry_min, cfg.cloud.retry_max),
             stats: stats.config.clone(),

@@ -142,7 +142,7 @@ impl Edge {
         let cfg = Config::from_toml(&text).unwrap();
         let spool = edge_spool::Spool::open(&dir.path().join("spool")).unwrap();
 
-        let built = DevicesBuilt::build(&cfg, None).await.unwrap().unwrap();
+        let built = DevicesBuilt::build(&cfg, None, None).await.unwrap().unwrap();
         let addr = built.local_addr();
         let stats = built.stats.clone();
         let control = built.control.clone();

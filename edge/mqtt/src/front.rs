@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use crate::acl;
 use crate::broker::Login;
 use crate::payload;
-use crate::registry::{Device, DeviceRegistry};
+use crate::registry::Device;
 use crate::topics;
 
 /// The broker sessions of each device, one at a time.
@@ -108,7 +108,8 @@ pub enum ConnectionError {
 /// The front's settings and shared state.
 #[derive(Debug)]
 pub struct Front {
-    pub registry: Arc<DeviceRegistry>,
+    /// Replaceable while running: new logins use the newest registry.
+    pub registry: crate::registry::RegistryHandle,
     pub upstream: SocketAddr,
     pub login: Login,
     /// Largest MQTT packet accepted from a device.
@@ -172,8 +173,9 @@ impl Front {
             .map_err(|_| ConnectionError::ConnectTimeout)??;
         let Some(Packet::Connect(mut connect)) = first else { return Err(ConnectionError::NotConnect) };
         let login = connect.login.take();
-        let device = login.as_ref().and_then(|l| self.registry.authenticate(&l.username, &l.password)).cloned();
-        let site = self.registry.site().to_owned();
+        let registry = self.registry.current();
+        let device = login.as_ref().and_then(|l| registry.authenticate(&l.username, &l.password)).cloned();
+        let site = registry.site().to_owned();
         let refusal = match &device {
             None => Some(ConnectReturnCode::BadUserNamePassword),
             Some(d) if connect.client_id != d.id => Some(ConnectReturnCode::BadClientId),

@@ -29,7 +29,9 @@ pub use broker::{BrokerError, EdgeLink, InternalBroker, Login};
 pub use front::{Front, FrontStats, TlsError};
 pub use hub::{Hub, HubHandle, HubStats, Inbound};
 pub use payload::{Command, DeviceEvent, DeviceMessage, Status, Telemetry};
-pub use registry::{Device, DeviceKind, DeviceRegistry, FirmwareOffer, RegistryDocument, hash_password};
+pub use registry::{
+    Device, DeviceKind, DeviceRegistry, FirmwareOffer, RegistryDocument, RegistryHandle, hash_password,
+};
 
 /// Validated MQTT settings.
 #[derive(Debug, Clone)]
@@ -103,7 +105,7 @@ impl MqttConfig {
             .map_err(|source| MqttBuildError::Bind { addr: self.listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| MqttBuildError::Bind { addr: self.listen, source })?;
         let front = Arc::new(Front {
-            registry: self.registry.clone(),
+            registry: crate::registry::RegistryHandle::new(self.registry.clone()),
             upstream: broker.addr,
             login: broker.front_login.clone(),
             max_packet: self.max_payload + 1024,

@@ -162,3 +162,32 @@ impl DeviceRegistry {
         topics::device(&self.site, &device.zone, &device.id, channel)
     }
 }
+
+/// The registry in force, replaceable while the front runs (a configuration push from the cloud):
+/// new logins are checked against the newest one. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RegistryHandle(std::sync::Arc<std::sync::RwLock<std::sync::Arc<DeviceRegistry>>>);
+
+impl RegistryHandle {
+    pub fn new(registry: std::sync::Arc<DeviceRegistry>) -> RegistryHandle {
+        RegistryHandle(std::sync::Arc::new(std::sync::RwLock::new(registry)))
+    }
+
+    pub fn current(&self) -> std::sync::Arc<DeviceRegistry> {
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Replaces the registry. The site segment cannot change (the edge's own subscriptions use it).
+    pub fn replace(&self, registry: DeviceRegistry) -> Result<(), String> {
+        let mut current = self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if registry.site() != current.site() {
+            return Err(format!(
+                "the site segment cannot change while the edge runs ({:?} → {:?})",
+                current.site(),
+                registry.site()
+            ));
+        }
+        *current = std::sync::Arc::new(registry);
+        Ok(())
+    }
+}

@@ -43,6 +43,8 @@ pub struct Sources<'a> {
     pub rules: &'a Value,
     /// `[{id, motion, filters, lines, zones}]`; `None` when the site has none set.
     pub cameras: Option<&'a Value>,
+    /// The device registry document; `None` when the site has none set.
+    pub devices: Option<&'a Value>,
 }
 
 /// Builds the document for [`Sources`]. People are tenant-wide while access groups are defined
@@ -91,6 +93,7 @@ pub fn compose(s: &Sources<'_>) -> SiteConfig {
         access,
         rules,
         cameras: s.cameras.cloned(),
+        devices: s.devices.cloned(),
     }
 }
 
@@ -103,6 +106,7 @@ pub struct Checked {
     pub rules: Option<CompiledRules>,
     /// `(camera id, analytics)`.
     pub cameras: Option<Vec<(String, scene::SceneSettings)>>,
+    pub devices: Option<edge_mqtt::DeviceRegistry>,
 }
 
 /// Checks every part with the engine that will run it; every problem is reported, each prefixed
@@ -130,10 +134,16 @@ pub fn check(doc: &SiteConfig) -> Result<Checked, Vec<String>> {
         problems.extend(ps.into_iter().map(|p| format!("cameras: {p}")));
         cameras
     });
+    let devices = doc.devices.as_ref().and_then(|v| {
+        let parsed = serde_json::from_value::<edge_mqtt::RegistryDocument>(v.clone())
+            .map_err(|e| vec![e.to_string()])
+            .and_then(|d| edge_mqtt::DeviceRegistry::from_document(d).map_err(|e| vec![e.to_string()]));
+        parsed.map_err(|ps| problems.extend(ps.into_iter().map(|p| format!("devices: {p}")))).ok()
+    });
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(Checked { version: doc.version, issued_at: doc.issued_at, access, rules, cameras })
+    Ok(Checked { version: doc.version, issued_at: doc.issued_at, access, rules, cameras, devices })
 }
 
 /// Checks the site's access configuration as an administrator sends it: an object without the
@@ -148,8 +158,15 @@ pub fn check_access_input(access: &Value) -> Result<(), Vec<String>> {
     if set.is_empty() { Ok(()) } else { Err(set) }
 }
 
-/// The document as people may see it: every PIN replaced by `"set"`.
+/// The document as people may see it: every PIN and device password hash replaced by `"set"`.
 pub fn redact(mut doc: SiteConfig) -> SiteConfig {
+    if let Some(devices) = doc.devices.as_mut().and_then(|d| d.get_mut("devices")).and_then(Value::as_array_mut) {
+        for d in devices {
+            if let Some(hash) = d.get_mut("password_sha256") {
+                *hash = json!("set");
+            }
+        }
+    }
     if let Some(creds) = doc.access.as_mut().and_then(|a| a.get_mut("credentials")).and_then(Value::as_array_mut) {
         for c in creds {
             if let Some(pin) = c.get_mut("pin").filter(|p| !p.is_null()) {

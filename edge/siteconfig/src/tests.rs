@@ -49,6 +49,7 @@ fn sources<'a>(access: Option<&'a Value>, people: &'a Value, creds: &'a Value, r
         credentials: creds,
         rules,
         cameras: None,
+        devices: None,
     }
 }
 
@@ -155,4 +156,28 @@ fn camera_analytics_are_checked_like_the_edge_file() {
     let problems = check(&compose(&s)).unwrap_err();
     assert!(problems.iter().any(|p| p.contains("cameras[0].lines[0].a")), "{problems:?}");
     assert!(problems.iter().any(|p| p.contains("listed twice")), "{problems:?}");
+}
+
+#[test]
+fn a_device_registry_is_checked_and_its_password_hashes_redacted() {
+    let (p, c, r) = (people(), credentials(), json!([]));
+    let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let devices = json!({ "site": "hq", "devices": [
+        { "id": "reader-2", "zone": "lobby", "kind": "reader", "password_sha256": hash },
+    ] });
+    let mut s = sources(None, &p, &c, &r);
+    s.devices = Some(&devices);
+    let doc = compose(&s);
+    let checked = check(&doc).unwrap();
+    assert!(checked.devices.unwrap().get("reader-2").is_some());
+    let shown = redact(doc);
+    assert_eq!(shown.devices.as_ref().unwrap()["devices"][0]["password_sha256"], "set");
+    assert!(!serde_json::to_string(&shown).unwrap().contains(hash));
+
+    let bad = json!({ "site": "hq", "devices": [
+        { "id": "reader 2", "zone": "lobby", "kind": "reader", "password_sha256": "short" },
+    ] });
+    s.devices = Some(&bad);
+    let problems = check(&compose(&s)).unwrap_err();
+    assert!(problems.iter().all(|p| p.starts_with("devices: ")), "{problems:?}");
 }

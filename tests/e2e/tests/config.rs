@@ -53,7 +53,7 @@ fn wait_in_sync(site: &Site, token: &str, what: &str) -> u64 {
 }
 
 #[test]
-fn doors_people_badges_and_camera_lines_set_in_the_cloud_run_on_the_edge_and_survive_a_reboot_offline() {
+fn doors_people_badges_camera_lines_and_devices_set_in_the_cloud_run_on_the_edge_and_survive_a_reboot_offline() {
     let mut site = Site::start_with(SiteOptions { doors: true, ..SiteOptions::default() }).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut lock = rt.block_on(SimDevice::connect(device(&site, "lock-1"), true)).unwrap();
@@ -109,11 +109,28 @@ fn doors_people_badges_and_camera_lines_set_in_the_cloud_run_on_the_edge_and_sur
     let cameras = json!([{ "id": "cam-1", "lines": [{ "id": "cloud-line", "a": [0.5, 0.0], "b": [0.5, 1.0] }] }]);
     let path = format!("/api/sites/{}/config/cameras", site.ids.site_id);
     site.cloud_json("PUT", &path, &admin, Some(&cameras)).unwrap();
-    let v2 = wait_in_sync(&site, &admin, "the edge runs the cloud's camera analytics");
+    wait_in_sync(&site, &admin, "the edge runs the cloud's camera analytics");
     let line = |s: &Site| -> anyhow::Result<bool> {
         Ok(s.edge_status()?["cameras"][0]["analysis"]["lines"][0]["id"] == "cloud-line")
     };
     site.wait_for("the cloud's line on the running camera", Duration::from_secs(30), line).unwrap();
+
+    // The device registry from the cloud: a new reader may log in to the edge's broker.
+    assert!(rt.block_on(SimDevice::connect(device(&site, "reader-2"), false)).is_err(), "an unknown device is refused");
+    let hash = |id: &str| {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(format!("{id}-pw").as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let registry = json!({ "site": "hq", "devices": [
+        { "id": "reader-1", "zone": "lobby", "kind": "reader", "password_sha256": hash("reader-1") },
+        { "id": "lock-1", "zone": "lobby", "kind": "lock", "password_sha256": hash("lock-1") },
+        { "id": "reader-2", "zone": "lobby", "kind": "reader", "password_sha256": hash("reader-2") },
+    ] });
+    let path = format!("/api/sites/{}/config/devices", site.ids.site_id);
+    site.cloud_json("PUT", &path, &admin, Some(&registry)).unwrap();
+    let v2 = wait_in_sync(&site, &admin, "the edge runs the cloud's device registry");
+    let reader2 = rt.block_on(SimDevice::connect(device(&site, "reader-2"), false)).expect("the new reader logs in");
+    rt.block_on(reader2.disconnect());
 
     // Reboot with the cloud gone: the edge boots from the version it kept, not the local file.
     site.kill_cloud();
@@ -127,6 +144,10 @@ fn doors_people_badges_and_camera_lines_set_in_the_cloud_run_on_the_edge_and_sur
     assert!(!opens(&rt, &reader, &mut lock, "C9"), "still revoked after a reboot offline");
     assert!(!opens(&rt, &reader, &mut lock, "A1"), "the local file does not come back");
     site.wait_for("the cloud's line after the reboot", Duration::from_secs(30), line).unwrap();
+    let reader2 = rt
+        .block_on(SimDevice::connect(device(&site, "reader-2"), false))
+        .expect("the cloud's registry after the reboot");
+    rt.block_on(reader2.disconnect());
 
     // The cloud returns: every decision reaches it, with the cloud's people.
     site.start_cloud().unwrap();

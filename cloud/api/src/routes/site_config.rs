@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/sites/{id}/config", get(show))
         .route("/api/sites/{id}/config/access", put(set_access))
         .route("/api/sites/{id}/config/cameras", put(set_cameras))
+        .route("/api/sites/{id}/config/devices", put(set_devices))
         .route("/api/edge/config", get(edge_fetch))
         .route("/api/edge/config/report", post(edge_report))
 }
@@ -54,6 +55,7 @@ fn compose(site: Uuid, parts: &SiteConfigParts, issued_at: DateTime<Utc>) -> Sit
         credentials: &parts.credentials,
         rules: &parts.rules,
         cameras: parts.cameras.as_ref(),
+        devices: parts.devices.as_ref(),
     })
 }
 
@@ -141,6 +143,20 @@ async fn set_cameras(
     set_part(&state, &caller, id, SitePart::Cameras, cameras).await
 }
 
+#[utoipa::path(put, path = "/api/sites/{id}/config/devices", tag = "sites", params(("id" = Uuid, Path, description = "site id")), request_body(content = Object, description = "the site's device registry, as the edge's devices file: {site, devices: [{id, zone, kind, password_sha256, config?, firmware?}]} (password hashes are never served back)"), security(("bearer" = [])), responses((status = 200, description = "set (admin); the site's new configuration version", body = Envelope<serde_json::Value>), (status = 400, description = "validation error naming the field (every problem in the message)", body = ErrorEnvelope), (status = 401, description = "missing or invalid credential", body = ErrorEnvelope), (status = 403, description = "role too low", body = ErrorEnvelope), (status = 404, description = "no such site", body = ErrorEnvelope)))]
+async fn set_devices(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    id: Result<Path<Uuid>, PathRejection>,
+    JsonBody(devices): JsonBody<serde_json::Value>,
+) -> Result<ApiResponse<serde_json::Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    if !devices.is_object() {
+        return Err(ApiError::validation("devices", "must be a JSON object {site, devices}"));
+    }
+    set_part(&state, &caller, id, SitePart::Devices, devices).await
+}
+
 /// Checks the document the site's edges would get with `value` as `part`, then stores it.
 async fn set_part(
     state: &AppState,
@@ -152,6 +168,7 @@ async fn set_part(
     let field = match part {
         SitePart::Access => "access",
         SitePart::Cameras => "cameras",
+        SitePart::Devices => "devices",
     };
     let Path(site) = id.map_err(|_| ApiError::validation("id", "must be a uuid"))?;
     if caller.sites.as_ref().is_some_and(|own| !own.contains(&site)) {
@@ -169,6 +186,7 @@ async fn set_part(
             parts.cameras = Some(value.clone());
             check_camera_ids(state, caller, site, &value).await?;
         }
+        SitePart::Devices => parts.devices = Some(value.clone()),
     }
     let prefix = format!("{field}: ");
     let problems = edge_siteconfig::check(&compose(site, &parts, Utc::now())).err().unwrap_or_default();

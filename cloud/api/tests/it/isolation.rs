@@ -154,6 +154,7 @@ fn body_for(op: &str, r: &Fixture, n: usize) -> Option<(Option<Value>, bool)> {
         | "GET /api/media/{id}" => none,
         "PUT /api/sites/{id}/config/access" => (Some(json!({ "doors": [] })), false),
         "PUT /api/sites/{id}/config/cameras" => (Some(json!([{ "id": "cam-1" }])), false),
+        "PUT /api/sites/{id}/config/devices" => (Some(json!({ "site": "hq", "devices": [] })), false),
         "POST /api/auth/login" => (Some(json!({ "email": "admin@acme.test", "password": "guess" })), false),
         "POST /api/auth/logout" | "POST /api/auth/refresh" => (Some(json!({ "refresh_token": "not-a-token" })), false),
         "POST /api/auth/reset-password" => (Some(json!({ "email": "admin@acme.test" })), false),

@@ -87,6 +87,7 @@ async fn the_document_is_served_and_lists_every_endpoint() {
         "PUT /api/rules/{id}",
         "PUT /api/sites/{id}/config/access",
         "PUT /api/sites/{id}/config/cameras",
+        "PUT /api/sites/{id}/config/devices",
     ];
     assert_eq!(operations, expected);
     assert!(doc["components"]["schemas"]["Camera"].is_object());

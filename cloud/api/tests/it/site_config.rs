@@ -260,3 +260,26 @@ async fn the_edge_reports_what_cloud_rules_did_once_and_local_rules_are_skipped(
         .await
         .error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
 }
+
+#[tokio::test]
+async fn a_device_registry_is_checked_and_its_hashes_are_only_for_the_edge() {
+    let state = fresh_state().await;
+    let a = provision(&state, "acme").await;
+    let admin = token_for(&state, a.tenant_id, "admin@acme.test", Role::Admin).await;
+    let path = format!("/api/sites/{}/config/devices", a.site_id);
+    let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let registry = json!({ "site": "hq", "devices": [
+        { "id": "reader-2", "zone": "lobby", "kind": "reader", "password_sha256": hash },
+    ] });
+    data(&send(&state, json_request("PUT", &path, Some(&admin), &registry)).await);
+    let doc = data(&send(&state, bare_request("GET", "/api/edge/config", Some(&a.edge_token))).await);
+    assert_eq!(doc["devices"]["devices"][0]["password_sha256"], hash, "the edge checks device logins offline");
+    let view =
+        data(&send(&state, bare_request("GET", &format!("/api/sites/{}/config", a.site_id), Some(&admin))).await);
+    assert!(!view.to_string().contains(hash), "{view}");
+    let bad = json!({ "site": "hq", "devices": [{ "id": "r", "zone": "lobby", "kind": "toaster", "password_sha256": hash }] });
+    let err = send(&state, json_request("PUT", &path, Some(&admin), &bad))
+        .await
+        .error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert!(err.to_string().contains("toaster"), "{err}");
+}
