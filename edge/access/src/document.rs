@@ -1,8 +1,9 @@
 //! The site document: everything a door needs to decide offline, as one versioned serde value.
 //!
-//! The same document is loaded from a local JSON or TOML file today and will be pushed by the cloud
-//! later: it carries its own `schema`, a monotonically increasing `revision` and the `issued_at`
-//! instant that bounds how long it may be trusted offline (`max_offline_hours`).
+//! The same document is loaded from a local JSON or TOML file or pushed by the cloud (the `access`
+//! part of its site configuration): it carries its own `schema`, a monotonically increasing
+//! `revision` and the `issued_at` instant that bounds how long it may be trusted offline
+//! (`max_offline_hours`).
 //! [`crate::Policy::compile`] checks it (references, timezone, times) and reports every problem at once.
 
 use std::path::Path;
