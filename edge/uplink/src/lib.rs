@@ -244,17 +244,7 @@ impl Uplink {
     /// `Refused` with 404 means the cloud no longer waits for it (settled already, or unknown).
     pub async fn ack_command(&self, id: &str, status: &str, result: &str) -> Result<(), UplinkError> {
         let body = serde_json::json!({ "status": status, "result": result }).to_string();
-        let t = self.current()?;
-        let response = t
-            .client
-            .post(format!("{}{EDGE_COMMANDS_PATH}/{id}/ack", t.base))
-            .bearer_auth(&t.token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| UplinkError::Unavailable(error_chain(&e)))?;
-        Self::ok_body(response).await.map(drop)
+        self.post_json(&format!("{EDGE_COMMANDS_PATH}/{id}/ack"), body.into_bytes()).await.map(drop)
     }
 
     /// Long-polls for a configuration newer than `after` (at most `wait`, up to 30 s): the document,
@@ -285,49 +275,34 @@ impl Uplink {
 
     /// Reports what the edge did with a configuration version.
     pub async fn report_config(&self, report: &vigil_proto::ConfigReport) -> Result<(), UplinkError> {
-        let body = serde_json::to_string(report).map_err(|e| UplinkError::Protocol(e.to_string()))?;
-        let t = self.current()?;
-        let response = t
-            .client
-            .post(format!("{}{}", t.base, vigil_proto::config::EDGE_CONFIG_REPORT_PATH))
-            .bearer_auth(&t.token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| UplinkError::Unavailable(error_chain(&e)))?;
-        Self::ok_body(response).await.map(drop)
+        let body = serde_json::to_vec(report).map_err(|e| UplinkError::Protocol(e.to_string()))?;
+        self.post_json(vigil_proto::config::EDGE_CONFIG_REPORT_PATH, body).await.map(drop)
     }
 
     /// Reports what the rule engine did (`POST /api/edge/rule-executions`, `{executions: [...]}`).
     pub async fn report_rule_executions(&self, executions: &[serde_json::Value]) -> Result<(), UplinkError> {
         let body = serde_json::json!({ "executions": executions }).to_string();
+        self.post_json("/api/edge/rule-executions", body.into_bytes()).await.map(drop)
+    }
+
+    /// Reports the edge's health (`POST /api/edge/heartbeat`).
+    pub async fn heartbeat(&self, health: &serde_json::Value) -> Result<(), UplinkError> {
+        self.post_json("/api/edge/heartbeat", health.to_string().into_bytes()).await.map(drop)
+    }
+
+    /// `POST <cloud><path>` with a JSON body and the edge's token; the response body when 2xx.
+    async fn post_json(&self, path: &str, body: Vec<u8>) -> Result<Vec<u8>, UplinkError> {
         let t = self.current()?;
         let response = t
             .client
-            .post(format!("{}/api/edge/rule-executions", t.base))
+            .post(format!("{}{path}", t.base))
             .bearer_auth(&t.token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()
             .await
             .map_err(|e| UplinkError::Unavailable(error_chain(&e)))?;
-        Self::ok_body(response).await.map(drop)
-    }
-
-    /// Reports the edge's health (`POST /api/edge/heartbeat`).
-    pub async fn heartbeat(&self, health: &serde_json::Value) -> Result<(), UplinkError> {
-        let t = self.current()?;
-        let response = t
-            .client
-            .post(format!("{}/api/edge/heartbeat", t.base))
-            .bearer_auth(&t.token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(health.to_string())
-            .send()
-            .await
-            .map_err(|e| UplinkError::Unavailable(error_chain(&e)))?;
-        Self::ok_body(response).await.map(drop)
+        Self::ok_body(response).await
     }
 
     async fn ok_body(response: reqwest::Response) -> Result<Vec<u8>, UplinkError> {
@@ -349,17 +324,7 @@ impl Uplink {
     /// same upload when announced again.
     pub async fn announce_media(&self, announce: &MediaAnnounce) -> Result<MediaUploadState, UplinkError> {
         let body = serde_json::to_vec(announce).map_err(|e| UplinkError::Protocol(e.to_string()))?;
-        let t = self.current()?;
-        let response = t
-            .client
-            .post(format!("{}{EDGE_MEDIA_PATH}", t.base))
-            .bearer_auth(&t.token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| UplinkError::Unavailable(error_chain(&e)))?;
-        let bytes = Self::ok_body(response).await?;
+        let bytes = self.post_json(EDGE_MEDIA_PATH, body).await?;
         let envelope: Envelope<MediaUploadState> =
             serde_json::from_slice(&bytes).map_err(|e| UplinkError::Protocol(e.to_string()))?;
         Ok(envelope.data)
