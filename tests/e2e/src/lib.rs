@@ -579,6 +579,20 @@ lock = "lock-1"
         Ok(())
     }
 
+    /// Waits (up to `timeout`) until the edge's spool is empty and no new event appeared for a while.
+    pub fn wait_spool_drained(&self, timeout: Duration) {
+        let mut last = u64::MAX;
+        self.wait_for("edge spool to drain", timeout, |s| {
+            let created = s.edge_counter("/detector/events_created")?;
+            let depth = s.edge_counter("/spool/depth")?;
+            let stable = created == last;
+            last = created;
+            std::thread::sleep(Duration::from_millis(800));
+            Ok(stable && depth == 0)
+        })
+        .unwrap();
+    }
+
     /// The edge's `GET /status`.
     pub fn edge_status(&self) -> anyhow::Result<Value> {
         Ok(self.http.get(format!("http://127.0.0.1:{}/status", self.status_port)).send()?.error_for_status()?.json()?)

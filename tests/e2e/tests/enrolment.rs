@@ -22,20 +22,6 @@ fn cloud_state(site: &Site) -> String {
     site.edge_status().map(|s| s["cloud"]["state"].as_str().unwrap_or_default().to_owned()).unwrap_or_default()
 }
 
-/// Waits until the edge's spool is empty and no new event appeared for a while.
-fn spool_drained(site: &Site) {
-    let mut last = u64::MAX;
-    site.wait_for("edge spool to drain", Duration::from_secs(120), |s| {
-        let created = s.edge_counter("/detector/events_created")?;
-        let depth = s.edge_counter("/spool/depth")?;
-        let stable = created == last;
-        last = created;
-        std::thread::sleep(Duration::from_millis(800));
-        Ok(stable && depth == 0)
-    })
-    .unwrap();
-}
-
 fn stored_ids(site: &Site) -> Vec<String> {
     site.cloud_events(PERSON).unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect()
 }
@@ -150,7 +136,7 @@ fn the_status_page_form_enrols_a_running_edge_without_a_restart() {
     site.restart_edge().unwrap();
     site.wait_for("the restarted edge sending", Duration::from_secs(60), |s| Ok(cloud_state(s) == "ok")).unwrap();
     site.stop_camera();
-    spool_drained(&site);
+    site.wait_spool_drained(Duration::from_secs(120));
 
     let confirmed = site.edge_spooled_ids();
     let stored = stored_ids(&site);

@@ -11,20 +11,6 @@ use serde_json::Value;
 
 const PERSON: &str = "detection.person";
 
-/// Waits until the edge's spool is empty and no new event appeared for a while.
-fn spool_drained(site: &Site) {
-    let mut last = u64::MAX;
-    site.wait_for("edge spool to drain", Duration::from_secs(120), |s| {
-        let created = s.edge_counter("/detector/events_created")?;
-        let depth = s.edge_counter("/spool/depth")?;
-        let stable = created == last;
-        last = created;
-        std::thread::sleep(Duration::from_millis(800));
-        Ok(stable && depth == 0)
-    })
-    .unwrap();
-}
-
 fn ids(events: &[Value]) -> Vec<String> {
     events.iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect()
 }
@@ -47,7 +33,7 @@ fn kill_9_of_the_edge_at_random_moments_loses_and_duplicates_nothing() {
     })
     .unwrap();
     site.stop_camera();
-    spool_drained(&site);
+    site.wait_spool_drained(Duration::from_secs(120));
 
     let confirmed = site.edge_spooled_ids();
     let events = site.cloud_events(PERSON).unwrap();
@@ -87,7 +73,7 @@ fn a_long_wan_cut_with_detections_continuing_delivers_everything_in_order_after_
     let healed_at = Utc::now();
     site.wan.as_ref().unwrap().heal();
     site.stop_camera();
-    spool_drained(&site);
+    site.wait_spool_drained(Duration::from_secs(120));
 
     let confirmed = site.edge_spooled_ids();
     let events = site.cloud_events(PERSON).unwrap();

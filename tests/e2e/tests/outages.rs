@@ -96,20 +96,6 @@ fn assert_in_order(events: &[Value]) {
 
 const PERSON: &str = "detection.person";
 
-/// Waits until the edge's spool is empty and no new event appeared for a while.
-fn spool_drained(site: &Site) {
-    let mut last = u64::MAX;
-    site.wait_for("edge spool to drain", Duration::from_secs(180), |s| {
-        let created = s.edge_counter("/detector/events_created")?;
-        let depth = s.edge_counter("/spool/depth")?;
-        let stable = created == last;
-        last = created;
-        std::thread::sleep(Duration::from_millis(800));
-        Ok(stable && depth == 0)
-    })
-    .unwrap();
-}
-
 /// Everything the edge spooled is stored exactly once, and per source in the order it happened.
 fn assert_exactly_once_in_order(site: &Site) -> usize {
     let confirmed = site.edge_spooled_ids();
@@ -157,7 +143,7 @@ fn the_cloud_killed_mid_ingest_three_times_loses_and_duplicates_nothing() {
     }
     let swipes = doors.stop();
     site.stop_camera();
-    spool_drained(&site);
+    site.wait_spool_drained(Duration::from_secs(180));
     let stored = assert_exactly_once_in_order(&site);
     assert!(stored >= 5, "too little load to mean anything: {stored}");
     assert_every_swipe_once_in_order(&site, swipes);
@@ -199,7 +185,7 @@ fn postgresql_stopped_mid_ingest_and_started_again_loses_nothing_and_the_cloud_s
 
     let swipes = doors.stop();
     site.stop_camera();
-    spool_drained(&site);
+    site.wait_spool_drained(Duration::from_secs(180));
     assert_eq!(site.cloud.as_ref().unwrap().id(), cloud_pid, "the same cloud process served throughout");
     assert!(site.cloud.as_mut().unwrap().try_wait().unwrap().is_none(), "the cloud is still running");
     let stored = assert_exactly_once_in_order(&site);
