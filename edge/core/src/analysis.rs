@@ -491,25 +491,82 @@ pub fn union(regions: &[Rect]) -> Option<Rect> {
 /// around its centre to at least `min_side` pixels per side (a detector sees tiny crops badly)
 /// and clamped to the frame. `None` when the crop would cover most of the frame anyway (≥ 70 %).
 pub fn crop_for(region: Rect, width: u32, height: u32, min_side: u32) -> Option<(u32, u32, u32, u32)> {
-    if width == 0 || height == 0 {
+    crops_for(&[region], width, height, min_side).and_then(|crops| crops.first().copied())
+}
+
+/// Frame pixels one extra detector run is worth: two crops are analysed as one when the one crop
+/// holding both is at most this much larger than they are together.
+pub const MERGE_SLACK_PX: f32 = 128.0 * 128.0;
+/// Most separate crops per frame (beyond that, the nearest ones are merged).
+pub const MAX_CROPS: usize = 4;
+
+/// The pixel crops `(x, y, w, h)` a detector looks at for `regions` (normalised): each region grown
+/// around its centre to at least `min_side` pixels per side and clamped to the frame, then crops
+/// merged while merging costs at most [`MERGE_SLACK_PX`] more pixels (or while there are more than
+/// [`MAX_CROPS`]), cheapest merge first. `None` (look at the whole frame) when the crops would cover
+/// most of it anyway (≥ 70 %). Detector cost grows with the pixels it sees, so people far apart are
+/// two small crops, not one crop of the room between them.
+pub fn crops_for(regions: &[Rect], width: u32, height: u32, min_side: u32) -> Option<Vec<(u32, u32, u32, u32)>> {
+    if width == 0 || height == 0 || regions.is_empty() {
         return None;
     }
     let (fw, fh) = (width as f32, height as f32);
-    let grow = |start: f32, len: f32, full: f32, min: f32| -> (f32, f32) {
-        let len_px = (len * full).max(min.min(full));
+    let grow = |start: f32, len: f32, full: f32| -> (f32, f32) {
+        let len_px = (len * full).max((min_side as f32).min(full)).min(full);
         let centre = (start + len / 2.0) * full;
         let s = (centre - len_px / 2.0).clamp(0.0, (full - len_px).max(0.0));
-        (s, len_px.min(full))
+        (s, s + len_px)
     };
-    let (x, w) = grow(region.x, region.w, fw, min_side as f32);
-    let (y, h) = grow(region.y, region.h, fh, min_side as f32);
-    if w * h >= 0.7 * fw * fh {
+    // [x0, y0, x1, y1] in frame pixels
+    let mut boxes: Vec<[f32; 4]> = regions
+        .iter()
+        .map(|r| {
+            let (x0, x1) = grow(r.x, r.w, fw);
+            let (y0, y1) = grow(r.y, r.h, fh);
+            [x0, y0, x1, y1]
+        })
+        .collect();
+    let area = |b: &[f32; 4]| (b[2] - b[0]) * (b[3] - b[1]);
+    let hull = |a: &[f32; 4], b: &[f32; 4]| [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])];
+    let overlap = |a: &[f32; 4], b: &[f32; 4]| {
+        let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+        let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+        w * h
+    };
+    loop {
+        let mut best: Option<(usize, usize, f32)> = None;
+        for i in 0..boxes.len() {
+            for j in i + 1..boxes.len() {
+                let (a, b) = (&boxes[i], &boxes[j]);
+                let extra = area(&hull(a, b)) - (area(a) + area(b) - overlap(a, b));
+                if best.is_none_or(|(_, _, e)| extra < e) {
+                    best = Some((i, j, extra));
+                }
+            }
+        }
+        match best {
+            Some((i, j, extra)) if extra <= MERGE_SLACK_PX || boxes.len() > MAX_CROPS => {
+                let merged = hull(&boxes[i], &boxes[j]);
+                boxes.swap_remove(j);
+                boxes[i] = merged;
+            }
+            _ => break,
+        }
+    }
+    if boxes.iter().map(area).sum::<f32>() >= 0.7 * fw * fh {
         return None;
     }
-    let (x, y) = (x.floor() as u32, y.floor() as u32);
-    let w = (w.ceil() as u32).min(width - x).max(1);
-    let h = (h.ceil() as u32).min(height - y).max(1);
-    Some((x, y, w, h))
+    Some(
+        boxes
+            .iter()
+            .map(|b| {
+                let (x, y) = (b[0].floor() as u32, b[1].floor() as u32);
+                let w = ((b[2] - b[0]).ceil() as u32).min(width - x).max(1);
+                let h = ((b[3] - b[1]).ceil() as u32).min(height - y).max(1);
+                (x, y, w, h)
+            })
+            .collect(),
+    )
 }
 
 /// Copies a pixel crop out of packed RGB8.

@@ -5,7 +5,8 @@ use edge_core::Detected;
 use ort::session::{Session, builder::GraphOptimizationLevel};
 use ort::value::TensorRef;
 
-use crate::{DetectError, Letterbox, OnnxRuntime, letterbox};
+use crate::letterbox::letterbox_into;
+use crate::{DetectError, Letterbox, OnnxRuntime};
 
 /// Settings for a YOLO v8/v11 detection export (`yolo export format=onnx`).
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub struct YoloDetector {
     session: Session,
     input_name: String,
     size: u32,
+    /// The model takes any input height and width (multiples of 32): inputs are "rect" letterboxes.
+    rect: bool,
     classes: usize,
     score_threshold: f32,
     iou_threshold: f32,
@@ -91,6 +94,7 @@ impl YoloDetector {
             input_name: input.name().to_owned(),
             session,
             size,
+            rect: fixed.is_none(),
             classes,
             score_threshold: cfg.score_threshold,
             iou_threshold: cfg.iou_threshold,
@@ -98,9 +102,66 @@ impl YoloDetector {
         })
     }
 
-    /// Square input side the model runs at.
+    /// Input side the model runs at (the longer side, for a dynamic-size model).
     pub fn input_size(&self) -> u32 {
         self.size
+    }
+
+    /// Whether inputs are the smallest stride multiples that hold the picture (dynamic-size models,
+    /// the default for them) rather than `input_size` squares.
+    pub fn rect_inputs(&self) -> bool {
+        self.rect
+    }
+
+    /// Square inputs even for a dynamic-size model (the exact tensors the seed's stack feeds it:
+    /// for side-by-side benchmarks). A fixed-size model always takes squares.
+    pub fn use_square_inputs(&mut self) {
+        self.rect = false;
+    }
+
+    /// How a `width`×`height` picture goes into the model; `max_scale` caps the scale (a crop seen at
+    /// its frame's scale) on dynamic-size models.
+    fn fit(&self, width: u32, height: u32, max_scale: Option<f32>) -> Letterbox {
+        if self.rect {
+            Letterbox::rect(width, height, self.size, max_scale)
+        } else {
+            Letterbox::new(width, height, self.size)
+        }
+    }
+
+    /// Detects objects in each pixel crop `(x, y, w, h)` of a packed RGB8 frame (see
+    /// [`YoloDetector::detect_crop`]); boxes come back normalised to the whole frame, with duplicates
+    /// across overlapping crops suppressed. `buf` holds each crop's pixels in turn.
+    pub fn detect_crops(
+        &mut self,
+        rgb: &[u8],
+        (width, height): (u32, u32),
+        crops: &[(u32, u32, u32, u32)],
+        buf: &mut Vec<u8>,
+    ) -> Result<Vec<Detected>, DetectError> {
+        let mut all = Vec::new();
+        for &c in crops {
+            edge_core::analysis::crop_rgb(rgb, width, c, buf);
+            let mut found = self.detect_crop(buf, (c.2, c.3), (width, height))?;
+            edge_core::analysis::uncrop(&mut found, c, width, height);
+            all.extend(found);
+        }
+        Ok(if crops.len() > 1 { nms(all, self.iou_threshold) } else { all })
+    }
+
+    /// Detects objects in a `width`×`height` crop of a `frame_width`×`frame_height` frame. A
+    /// dynamic-size model sees the crop at the scale the whole frame would have, so a small crop is
+    /// a small (cheap) input with the recall of a whole-frame pass; a fixed-size model sees it
+    /// letterboxed to its input. Boxes come back normalised to the crop.
+    pub fn detect_crop(
+        &mut self,
+        rgb: &[u8],
+        (width, height): (u32, u32),
+        (frame_width, frame_height): (u32, u32),
+    ) -> Result<Vec<Detected>, DetectError> {
+        let frame_scale = Letterbox::rect(frame_width, frame_height, self.size, None).scale;
+        let lb = self.fit(width, height, Some(frame_scale));
+        self.run(rgb, width, height, lb).map(|(found, _)| found)
     }
 
     /// Number of classes the model predicts.
@@ -134,10 +195,21 @@ impl YoloDetector {
         width: u32,
         height: u32,
     ) -> Result<(Vec<Detected>, StepTimes), DetectError> {
+        let lb = self.fit(width, height, None);
+        self.run(rgb, width, height, lb)
+    }
+
+    fn run(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        lb: Letterbox,
+    ) -> Result<(Vec<Detected>, StepTimes), DetectError> {
         let t0 = Instant::now();
-        let lb = letterbox(rgb, width, height, self.size, &mut self.input);
-        let s = self.size as usize;
-        let tensor = TensorRef::from_array_view(([1usize, 3, s, s], self.input.as_slice()))
+        letterbox_into(rgb, width, height, &lb, &mut self.input);
+        let (w, h) = (lb.width as usize, lb.height as usize);
+        let tensor = TensorRef::from_array_view(([1usize, 3, h, w], self.input.as_slice()))
             .map_err(|e| DetectError::Inference(e.to_string()))?;
         let t1 = Instant::now();
         let outputs = self

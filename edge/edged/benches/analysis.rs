@@ -2,7 +2,9 @@
 //!
 //! `cargo bench -p edged --bench analysis` (needs `tests/setup/fixtures.sh`).
 //! Env: `VIGIL_BENCH_FRAMES` (default 300), `VIGIL_BENCH_SIZES` (default `320,640`),
-//! `VIGIL_BENCH_THREADS` (default `1,2`).
+//! `VIGIL_BENCH_THREADS` (default `1,2`), `VIGIL_BENCH_INPUTS` (default `square,rect`: `square` feeds
+//! the model the seed stack's exact `size`×`size` tensors, `rect` the daemon's smallest stride-multiple
+//! input that holds the frame, e.g. 320×256 for a 768×576 frame at 320).
 //!
 //! Columns: decode = GStreamer H.264 → RGB frames/s; analysed = frames/s through the whole analysis
 //! step (letterbox, ONNX Runtime, decode, NMS, events); inference = frames/s counting only the time
@@ -46,12 +48,16 @@ fn main() {
         decode_fps
     );
     println!(
-        "| input | threads | analysed fps | inference-only fps | overhead ratio | pre ms | infer ms | post ms | events |"
+        "| input | tensor | threads | analysed fps | inference-only fps | overhead ratio | pre ms | infer ms | post ms | events |"
     );
     println!(
-        "|------:|--------:|-------------:|-------------------:|---------------:|-------:|---------:|--------:|-------:|"
+        "|------:|-------:|--------:|-------------:|-------------------:|---------------:|-------:|---------:|--------:|-------:|"
     );
-    for size in env_list("VIGIL_BENCH_SIZES", "320,640") {
+    let inputs = std::env::var("VIGIL_BENCH_INPUTS").unwrap_or_else(|_| "square,rect".into());
+    let runs = env_list("VIGIL_BENCH_SIZES", "320,640").into_iter().flat_map(|size| {
+        inputs.split(',').map(|i| i.trim() == "rect").collect::<Vec<_>>().into_iter().map(move |rect| (size, rect))
+    });
+    for (size, rect) in runs {
         for threads in env_list("VIGIL_BENCH_THREADS", "1,2") {
             let mut det = YoloDetector::build(
                 &rt,
@@ -64,6 +70,18 @@ fn main() {
                 },
             )
             .expect("model");
+            if !rect {
+                det.use_square_inputs();
+            }
+            let tensor = {
+                let (w, h) = (frames[0].width, frames[0].height);
+                let lb = if det.rect_inputs() {
+                    edge_detect::Letterbox::rect(w, h, size, None)
+                } else {
+                    edge_detect::Letterbox::new(w, h, size)
+                };
+                format!("{}x{}", lb.width, lb.height)
+            };
             // Warm up (first runs allocate and pick kernels).
             for f in frames.iter().take(5) {
                 det.detect(&f.rgb, f.width, f.height).unwrap();
@@ -83,7 +101,7 @@ fn main() {
             let analysed = n / total;
             let inference_only = n / infer.as_secs_f64();
             println!(
-                "| {size} | {threads} | {analysed:.1} | {inference_only:.1} | {:.3} | {:.2} | {:.2} | {:.2} | {events} |",
+                "| {size} | {tensor} | {threads} | {analysed:.1} | {inference_only:.1} | {:.3} | {:.2} | {:.2} | {:.2} | {events} |",
                 analysed / inference_only,
                 pre.as_secs_f64() * 1e3 / n,
                 infer.as_secs_f64() * 1e3 / n,

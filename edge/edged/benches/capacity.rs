@@ -7,7 +7,10 @@
 //! Env: `VIGIL_BENCH_DETECTOR` (`yolo`, `blazepose` or `both`; default both),
 //! `VIGIL_BENCH_CAMERAS` (default `4,8,12,16,24,32`), `VIGIL_BENCH_SECS` (paced seconds per run,
 //! default 15), `VIGIL_BENCH_DUTY` (fraction of the time people are in view, default 0.25),
-//! `VIGIL_BENCH_WORKERS` (default 1), `VIGIL_BENCH_THREADS` (ONNX threads per worker, default 1).
+//! `VIGIL_BENCH_WORKERS` (default 1), `VIGIL_BENCH_THREADS` (ONNX threads per worker, default 1),
+//! `VIGIL_BENCH_MIN_CROP` (smallest crop side in pixels, as `detector.min_crop`; default 160),
+//! `VIGIL_BENCH_IN_STEP=1` (every camera's frame offered at the same instant, the worst burst;
+//! by default cameras are out of step, as unsynchronised cameras are).
 //!
 //! The scene: real CCTV footage (vtest). Each camera shows people walking for `duty` of every 40 s
 //! and its empty background otherwise (the per-pixel median of the clip: the same room, nobody in
@@ -63,6 +66,7 @@ fn background(frames: &[edge_core::Frame]) -> Vec<u8> {
 struct Run {
     offered: u64,
     analysed: u64,
+    infer_ms: f64,
     skipped: u64,
     dropped: u64,
     p50: Option<u64>,
@@ -141,7 +145,7 @@ fn run(
         spooled: Arc::new(Notify::new()),
         stats: stats.clone(),
         eviction: Default::default(),
-        min_crop: 320,
+        min_crop: env("VIGIL_BENCH_MIN_CROP", 160),
         tap: Default::default(),
     };
     let stage =
@@ -152,9 +156,17 @@ fn run(
     let period = Duration::from_secs_f64(1.0 / FPS);
     let mut offered = 0u64;
     let mut tick = 0u64;
+    let in_step = std::env::var_os("VIGIL_BENCH_IN_STEP").is_some_and(|v| v == "1");
     while start.elapsed().as_secs_f64() < secs {
         let t = tick as f64 / FPS;
         for c in 0..cameras {
+            // Cameras are not in step: camera c's frames arrive c/cameras of a period after camera 0's
+            // (`VIGIL_BENCH_IN_STEP=1`: all at once, the worst burst).
+            let lag = if in_step { 0.0 } else { c as f64 / cameras as f64 };
+            let due = start + period * tick as u32 + period.mul_f64(lag);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
             // Each camera at its own point of the footage and of its busy/quiet cycle.
             let phase = (t + c as f64 * CYCLE_SECS / cameras as f64) % CYCLE_SECS;
             let busy = phase < duty * CYCLE_SECS;
@@ -189,6 +201,9 @@ fn run(
     Run {
         offered,
         analysed: stats.frames_analyzed.load(Relaxed),
+        infer_ms: stats.inference_micros_total.load(Relaxed) as f64
+            / 1e3
+            / stats.frames_analyzed.load(Relaxed).max(1) as f64,
         skipped,
         dropped,
         p50: stats.analysis_latency.quantile_ms(0.5),
@@ -223,9 +238,9 @@ fn main() {
         duty * 100.0
     );
     println!(
-        "| detector | gating | cameras | offered | analysed | skipped (no motion) | dropped | drop % | analysis p50 ms | p95 ms | event p95 ms | events | sustained |"
+        "| detector | gating | cameras | offered | analysed | inference ms per analysed frame | skipped (no motion) | dropped | drop % | analysis p50 ms | p95 ms | event p95 ms | events | sustained |"
     );
-    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
+    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
     for kind in &kinds {
         let default_cams = if kind == "yolo" { "4,8,16,24,32,40" } else { "2,4,6,8,10,12" };
         let cams = list(if kind == "yolo" { "VIGIL_BENCH_CAMERAS" } else { "VIGIL_BENCH_BLAZE_CAMERAS" }, default_cams);
@@ -235,10 +250,11 @@ fn main() {
                 let r = run(kind, n, secs, duty, gating, workers, threads, &rt, &fixtures, &clip, &empty);
                 let drop = 100.0 * r.dropped as f64 / r.offered.max(1) as f64;
                 println!(
-                    "| {kind} | {} | {n} | {} | {} | {} | {} | {drop:.1} | {} | {} | {} | {} | {} |",
+                    "| {kind} | {} | {n} | {} | {} | {:.1} | {} | {} | {drop:.1} | {} | {} | {} | {} | {} |",
                     if gating { "motion" } else { "all frames" },
                     r.offered,
                     r.analysed,
+                    r.infer_ms,
                     r.skipped,
                     r.dropped,
                     ms(r.p50),

@@ -348,7 +348,7 @@ fn default_events() -> String {
     "tracks".into()
 }
 fn default_min_crop() -> u32 {
-    320
+    160
 }
 
 fn default_score() -> f32 {

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use edge_core::analysis::{crop_for, crop_rgb, uncrop, union};
+use edge_core::analysis::{crop_rgb, crops_for, uncrop};
 use edge_core::{CameraAnalyzer, Detected, Frame, Plan};
 use edge_detect::{BlazePersonDetector, Detector, YoloDetector};
 use edge_spool::Spool;
@@ -243,7 +243,8 @@ pub struct Shared {
     pub tap: crate::rules::EventTap,
 }
 
-/// The configured detector. YOLO sees a motion region as a pixel crop (letterboxed to its input);
+/// The configured detector. YOLO sees a motion region as a pixel crop (at the whole frame's scale for
+/// a dynamic-size model, letterboxed to its input for a fixed-size one);
 /// BlazePose tiles only the regions.
 pub enum AnyDetector {
     Yolo(YoloDetector),
@@ -313,11 +314,10 @@ fn worker(mut detector: AnyDetector, shared: &Shared) {
             Plan::Full => Some(run(&mut detector, shared, &frame, Look::Full, &mut crop_buf)),
             Plan::Regions(regions) => match &detector {
                 AnyDetector::Yolo(_) => {
-                    let look =
-                        match union(&regions).and_then(|r| crop_for(r, frame.width, frame.height, shared.min_crop)) {
-                            Some(c) => Look::Crop(c),
-                            None => Look::Full,
-                        };
+                    let look = match crops_for(&regions, frame.width, frame.height, shared.min_crop) {
+                        Some(crops) => Look::Crops(crops),
+                        None => Look::Full,
+                    };
                     Some(run(&mut detector, shared, &frame, look, &mut crop_buf))
                 }
                 AnyDetector::Blaze(_) => {
@@ -350,8 +350,8 @@ fn worker(mut detector: AnyDetector, shared: &Shared) {
 /// Where the detector looks in a frame.
 enum Look<'a> {
     Full,
-    /// A pixel crop `(x, y, w, h)`.
-    Crop((u32, u32, u32, u32)),
+    /// Pixel crops `(x, y, w, h)`.
+    Crops(Vec<(u32, u32, u32, u32)>),
     /// Normalised regions (detectors that tile).
     Regions(&'a [edge_core::geometry::Rect]),
 }
@@ -365,20 +365,27 @@ fn run(
     buf: &mut Vec<u8>,
 ) -> Result<Vec<Detected>, ()> {
     let started = Instant::now();
-    let d: &mut dyn Detector = match detector {
-        AnyDetector::Yolo(d) => d,
-        AnyDetector::Blaze(d) => d.as_mut(),
-    };
-    let result = match look {
-        Look::Full => d.detect(&frame.rgb, frame.width, frame.height),
-        Look::Crop(c) => {
-            crop_rgb(&frame.rgb, frame.width, c, buf);
-            d.detect(buf, c.2, c.3).map(|mut found| {
-                uncrop(&mut found, c, frame.width, frame.height);
-                found
-            })
+    let result = match (look, detector) {
+        (Look::Crops(crops), AnyDetector::Yolo(d)) => {
+            d.detect_crops(&frame.rgb, (frame.width, frame.height), &crops, buf)
         }
-        Look::Regions(regions) => d.detect_in(&frame.rgb, frame.width, frame.height, regions),
+        (look, detector) => {
+            let d: &mut dyn Detector = match detector {
+                AnyDetector::Yolo(d) => d,
+                AnyDetector::Blaze(d) => d.as_mut(),
+            };
+            match look {
+                Look::Full => d.detect(&frame.rgb, frame.width, frame.height),
+                Look::Crops(crops) => crops.into_iter().try_fold(Vec::new(), |mut all, c| {
+                    crop_rgb(&frame.rgb, frame.width, c, buf);
+                    let mut found = d.detect(buf, c.2, c.3)?;
+                    uncrop(&mut found, c, frame.width, frame.height);
+                    all.extend(found);
+                    Ok(all)
+                }),
+                Look::Regions(regions) => d.detect_in(&frame.rgb, frame.width, frame.height, regions),
+            }
+        }
     };
     match result {
         Ok(found) => {

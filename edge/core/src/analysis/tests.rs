@@ -245,3 +245,60 @@ fn finish_ends_every_object() {
     let got: Vec<String> = a.finish(Timestamp(2 * SEC), ids()).iter().map(short).collect();
     assert_eq!(got, ["object.ended 1 1000ms"]);
 }
+
+#[test]
+fn crops_split_people_far_apart_and_merge_what_overlaps() {
+    let r = |x: f32, y: f32, w: f32, h: f32| Rect { x, y, w, h };
+    let px = |c: &(u32, u32, u32, u32)| c.2 * c.3;
+    // (regions, how many crops)
+    let cases: Vec<(&str, Vec<Rect>, Option<usize>)> = vec![
+        (
+            "two people at opposite ends: two small crops",
+            vec![r(0.02, 0.3, 0.08, 0.25), r(0.88, 0.3, 0.08, 0.25)],
+            Some(2),
+        ),
+        ("overlapping regions: one crop", vec![r(0.4, 0.4, 0.1, 0.2), r(0.45, 0.45, 0.1, 0.2)], Some(1)),
+        (
+            "near neighbours: merging costs little, one crop",
+            vec![r(0.40, 0.4, 0.1, 0.2), r(0.52, 0.4, 0.1, 0.2)],
+            Some(1),
+        ),
+        (
+            "six people far apart (in a 1080p frame): at most four crops",
+            (0..6).map(|i| r(0.02 + 0.16 * i as f32, if i % 2 == 0 { 0.05 } else { 0.7 }, 0.05, 0.2)).collect(),
+            Some(4),
+        ),
+        ("most of the frame: the whole frame", vec![r(0.0, 0.0, 0.9, 0.9)], None),
+        (
+            "people in three corners: crops would cover most of it",
+            vec![r(0.0, 0.0, 0.48, 0.5), r(0.52, 0.0, 0.48, 0.5), r(0.0, 0.5, 0.48, 0.5)],
+            None,
+        ),
+        ("nothing", vec![], None),
+    ];
+    for (name, regions, want) in cases {
+        let (fw, fh) = if name.contains("1080p") { (1920, 1080) } else { (768, 576) };
+        let got = crops_for(&regions, fw, fh, 160);
+        assert_eq!(got.as_ref().map(Vec::len), want, "{name}: {got:?}");
+        let Some(crops) = got else { continue };
+        let total: u32 = crops.iter().map(px).sum();
+        assert!(total < fw * fh * 7 / 10, "{name}");
+        for c in &crops {
+            assert!(c.2 >= 160 && c.3 >= 160 && c.0 + c.2 <= fw && c.1 + c.3 <= fh, "{name}: {c:?}");
+        }
+        // every region lies inside some crop
+        let (w, h) = (fw as f32, fh as f32);
+        for reg in &regions {
+            let (x0, y0) = ((reg.x * w) as u32, (reg.y * h) as u32);
+            let (x1, y1) = (((reg.x + reg.w) * w) as u32, ((reg.y + reg.h) * h) as u32);
+            assert!(
+                crops.iter().any(|c| c.0 <= x0 && c.1 <= y0 && x1 <= c.0 + c.2 && y1 <= c.1 + c.3),
+                "{name}: {reg:?} not in {crops:?}"
+            );
+        }
+    }
+    // two crops cost less than the one holding both
+    let two = crops_for(&[r(0.02, 0.3, 0.08, 0.25), r(0.88, 0.3, 0.08, 0.25)], 768, 576, 160).unwrap();
+    let one = crop_for(union(&[r(0.02, 0.3, 0.08, 0.25), r(0.88, 0.3, 0.08, 0.25)]).unwrap(), 768, 576, 160).unwrap();
+    assert!(two.iter().map(px).sum::<u32>() * 2 < px(&one));
+}
