@@ -84,6 +84,12 @@ pub struct AnalyzerConfig {
     /// Run the detector on the whole frame at least this often even without motion, so still
     /// objects are (re)found (Frigate does the same). Microseconds.
     pub full_frame_every_us: i64,
+    /// The periodic whole-frame look in this many parts (1 = the whole frame at once). With `n > 1`
+    /// one part of an `n`-cell grid joins a frame's regions every `full_frame_every_us / n`, so the
+    /// whole frame is still covered every `full_frame_every_us` without one frame costing a whole
+    /// frame's worth (a tiling detector's whole frame is many tiles: one such frame would hold the
+    /// camera up for longer than a frame period).
+    pub full_frame_parts: u32,
     /// A motion episode ends after this long without motion. Microseconds.
     pub motion_quiet_us: i64,
     /// Minimum motion score (fraction of the picture) for a frame to count as moving.
@@ -109,6 +115,7 @@ impl AnalyzerConfig {
             filter: ObjectFilter::default(),
             motion: Some(MotionConfig::default()),
             full_frame_every_us: 5_000_000,
+            full_frame_parts: 1,
             motion_quiet_us: 10_000_000,
             motion_min_score: 0.0,
             tracker: TrackerConfig::default(),
@@ -164,10 +171,24 @@ pub struct CameraAnalyzer {
     motion: Option<MotionDetector>,
     scene: Scene,
     last_full: Option<Timestamp>,
+    /// The next part of a sweep in parts, and when the last one was looked at.
+    sweep: (u32, Option<Timestamp>),
     /// Last instant motion was seen, while an episode is open.
     moving_since: Option<(Timestamp, Timestamp)>,
     live: HashMap<u64, Live>,
     counts: AnalyzerCounts,
+}
+
+/// Part `k` of the frame split into `parts` cells (a grid of ⌈√parts⌉ columns, row by row; the last
+/// row's cells widen to fill it), normalised.
+pub fn sweep_part(k: u32, parts: u32) -> Rect {
+    let parts = parts.max(1);
+    let k = k % parts;
+    let cols = (1..=parts).find(|c| c * c >= parts).unwrap_or(1);
+    let rows = parts.div_ceil(cols);
+    let (row, col) = (k / cols, k % cols);
+    let in_row = if row + 1 == rows { parts - row * cols } else { cols };
+    Rect { x: col as f32 / in_row as f32, y: row as f32 / rows as f32, w: 1.0 / in_row as f32, h: 1.0 / rows as f32 }
 }
 
 /// Pads a normalised rect by `pad` on every side, clamped to the frame.
@@ -202,6 +223,7 @@ impl CameraAnalyzer {
             scene,
             cfg,
             last_full: None,
+            sweep: (0, None),
             moving_since: None,
             live: HashMap::new(),
             counts: AnalyzerCounts::default(),
@@ -293,14 +315,30 @@ impl CameraAnalyzer {
             (false, Some((_, last))) if now.0 - last.0 >= self.cfg.motion_quiet_us => self.moving_since = None,
             (false, _) => {}
         }
-        let full_due = self.last_full.is_none_or(|t| now.0 - t.0 >= self.cfg.full_frame_every_us);
-        if full_due {
-            self.counts.full += 1;
-            self.last_full = Some(now);
-            return (Plan::Full, events);
+        let parts = self.cfg.full_frame_parts.max(1);
+        let mut regions: Vec<Rect> = Vec::new();
+        if parts == 1 {
+            let full_due = self.last_full.is_none_or(|t| now.0 - t.0 >= self.cfg.full_frame_every_us);
+            if full_due {
+                self.counts.full += 1;
+                self.last_full = Some(now);
+                return (Plan::Full, events);
+            }
+        } else {
+            let every = self.cfg.full_frame_every_us / i64::from(parts);
+            let (next, last) = self.sweep;
+            if last.is_none_or(|t| now.0 - t.0 >= every) {
+                regions.push(pad(sweep_part(next, parts), 0.04));
+                self.sweep = ((next + 1) % parts, Some(now));
+                if next + 1 == parts {
+                    self.counts.full += 1;
+                    self.last_full = Some(now);
+                }
+            }
         }
-        let mut regions: Vec<Rect> =
-            if moving { motion.regions.iter().map(|r| pad(*r, 0.02)).collect() } else { Vec::new() };
+        if moving {
+            regions.extend(motion.regions.iter().map(|r| pad(*r, 0.02)));
+        }
         // Keep looking where followed objects are, so a person who stops walking is not lost.
         regions.extend(self.scene.tracks().iter().map(|t| pad(t.rect, 0.05)));
         if regions.is_empty() {

@@ -49,7 +49,7 @@ fn main() {
     println!("|---|--:|--:|--:|--:|--:|--:|--:|");
     let n = (frames.len() * rounds) as f64;
     for threads in env_list("VIGIL_BENCH_THREADS", "1,2") {
-        for (tile, overlap) in [(192, 96), (192, 48)] {
+        for (tile, overlap) in [(192, 96), (192, 64), (192, 48)] {
             let cfg =
                 BlazeConfig { tile, overlap, threads, ..BlazeConfig::new(fixtures.join("blazepose-person.onnx")) };
             let mut det = BlazePersonDetector::build(&rt, &cfg).expect("blazepose model");

@@ -9,7 +9,9 @@
 //! default 15), `VIGIL_BENCH_DUTY` (fraction of the time people are in view, default 0.25),
 //! `VIGIL_BENCH_WORKERS` (default 1), `VIGIL_BENCH_THREADS` (ONNX threads per worker, default 1),
 //! `VIGIL_BENCH_MIN_CROP` (smallest crop side in pixels, as `detector.min_crop`; default 160),
-//! `VIGIL_BENCH_IN_STEP=1` (every camera's frame offered at the same instant, the worst burst;
+//! `VIGIL_BENCH_FULL_SECS` (the periodic whole-frame look, as `motion.full_frame_secs`; default 5),
+//! `VIGIL_BENCH_PARTS` (the periodic whole-frame look in parts, as `detector.full_frame_parts`; default 4
+//! for BlazePose, 1 for YOLO), `VIGIL_BENCH_IN_STEP=1` (every camera's frame offered at the same instant, the worst burst;
 //! by default cameras are out of step, as unsynchronised cameras are).
 //!
 //! The scene: real CCTV footage (vtest). Each camera shows people walking for `duty` of every 40 s
@@ -131,6 +133,9 @@ fn run(
             if !gating {
                 cfg.motion = None;
             }
+            cfg.full_frame_every_us = (env("VIGIL_BENCH_FULL_SECS", 5.0) * 1e6) as i64;
+            // as the daemon's `detector.full_frame_parts` default
+            cfg.full_frame_parts = env("VIGIL_BENCH_PARTS", if kind == "blazepose" { 4 } else { 1 });
             let media = CameraMedia::none(cfg.camera.clone());
             (CameraJob { analyzer: CameraAnalyzer::new(cfg), media }, snaps[c].clone())
         })

@@ -306,6 +306,9 @@ struct RawDetector {
     overlap: u32,
     #[serde(default)]
     full_frame: bool,
+    /// The periodic whole-frame look (`motion.full_frame_secs`) in this many parts, one part at a
+    /// time; default 4 for `blazepose` (its whole frame is many tiles), 1 for `yolo`.
+    full_frame_parts: Option<u32>,
     input_size: Option<u32>,
     #[serde(default = "default_score")]
     score_threshold: f32,
@@ -339,7 +342,7 @@ fn default_tile() -> u32 {
     192
 }
 fn default_overlap() -> u32 {
-    96
+    64
 }
 fn default_workers() -> usize {
     1
@@ -497,6 +500,8 @@ pub struct DetectorConfig {
     pub mode: edge_core::EventMode,
     pub update_every_us: i64,
     pub min_crop: u32,
+    /// See `AnalyzerConfig::full_frame_parts`.
+    pub full_frame_parts: u32,
     pub classes: Vec<ClassRule>,
 }
 
@@ -638,6 +643,10 @@ impl Config {
         }
         if !(32..=4096).contains(&d.min_crop) {
             p.push("detector.min_crop: must be 32..=4096".into());
+        }
+        let full_frame_parts = d.full_frame_parts.unwrap_or(if d.kind == "blazepose" { 4 } else { 1 });
+        if !(1..=64).contains(&full_frame_parts) {
+            p.push(format!("detector.full_frame_parts: {full_frame_parts} must be 1..=64"));
         }
         let blaze = match d.kind.as_str() {
             "yolo" => None,
@@ -891,6 +900,7 @@ impl Config {
                 mode,
                 update_every_us: i64::try_from(d.update_secs).unwrap_or(0).saturating_mul(1_000_000),
                 min_crop: d.min_crop,
+                full_frame_parts,
                 classes,
             },
             cameras,

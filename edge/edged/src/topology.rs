@@ -440,6 +440,7 @@ fn analyzer_config(cfg: &Config, cam: &CameraEntry, model: &str) -> AnalyzerConf
     a.zone.clone_from(&cam.zone);
     a.motion.clone_from(&cam.scene.motion);
     a.full_frame_every_us = cam.scene.full_frame_every_us;
+    a.full_frame_parts = cfg.detector.full_frame_parts;
     a.filter = cam.scene.filter.clone();
     a.lines.clone_from(&cam.scene.lines);
     a.zones.clone_from(&cam.scene.zones);

@@ -302,3 +302,63 @@ fn crops_split_people_far_apart_and_merge_what_overlaps() {
     let one = crop_for(union(&[r(0.02, 0.3, 0.08, 0.25), r(0.88, 0.3, 0.08, 0.25)]).unwrap(), 768, 576, 160).unwrap();
     assert!(two.iter().map(px).sum::<u32>() * 2 < px(&one));
 }
+
+#[test]
+fn sweep_parts_tile_the_frame_exactly() {
+    for parts in 1..=10u32 {
+        let cells: Vec<Rect> = (0..parts).map(|k| sweep_part(k, parts)).collect();
+        let area: f32 = cells.iter().map(|r| r.w * r.h).sum();
+        assert!((area - 1.0).abs() < 1e-5, "{parts} parts cover {area}");
+        for (i, a) in cells.iter().enumerate() {
+            assert!(a.x >= 0.0 && a.y >= 0.0 && a.x + a.w <= 1.0 + 1e-6 && a.y + a.h <= 1.0 + 1e-6, "{parts}: {a:?}");
+            for b in &cells[i + 1..] {
+                let ix = (a.x + a.w).min(b.x + b.w) - a.x.max(b.x);
+                let iy = (a.y + a.h).min(b.y + b.h) - a.y.max(b.y);
+                assert!(ix <= 1e-6 || iy <= 1e-6, "{parts}: {a:?} overlaps {b:?}");
+            }
+        }
+    }
+    assert_eq!(sweep_part(7, 6), sweep_part(1, 6), "k wraps");
+}
+
+#[test]
+fn a_sweep_in_parts_covers_the_whole_frame_without_a_whole_frame_look() {
+    let mut cfg = config();
+    cfg.motion = Some(crate::motion::MotionConfig { grid_width: 16, min_cells: 1, ..Default::default() });
+    cfg.full_frame_every_us = 3 * SEC;
+    cfg.full_frame_parts = 6;
+    let mut a = CameraAnalyzer::new(cfg);
+    let step = SEC / 5;
+    // A still picture for 6 s at 5 frames/s: one part every 0.5 s, never the whole frame at once.
+    let mut looked = Vec::new();
+    for i in 0..30 {
+        match a.plan(&frame(i * step, None), ids()).0 {
+            Plan::Full => panic!("a whole-frame look at frame {i}"),
+            Plan::Skip => {}
+            Plan::Regions(r) => {
+                assert_eq!(r.len(), 1, "frame {i}: only the sweep part, nothing moves");
+                looked.push((i, r[0]));
+            }
+        }
+    }
+    let frames: Vec<i64> = looked.iter().map(|l| l.0).collect();
+    assert_eq!(frames, (0..30).step_by(3).collect::<Vec<i64>>(), "one part every 0.6 s (3 frames)");
+    // each run of six parts covers every cell of the frame, padded
+    for run in looked.chunks_exact(6) {
+        for k in 0..6 {
+            let cell = sweep_part(k, 6);
+            assert!(
+                run.iter().any(|(_, r)| r.x <= cell.x
+                    && r.y <= cell.y
+                    && r.x + r.w >= cell.x + cell.w - 1e-6
+                    && r.y + r.h >= cell.y + cell.h - 1e-6),
+                "cell {k} not looked at in {run:?}"
+            );
+        }
+    }
+    assert_eq!(a.counts().full, 1, "a whole sweep (six parts) counts as one full look");
+    // Motion meanwhile: the due part joins the motion regions.
+    let (plan, _) = a.plan(&frame(30 * step, Some((40, 20))), ids());
+    let Plan::Regions(r) = plan else { panic!("{plan:?}") };
+    assert_eq!(r.len(), 2, "{r:?}");
+}
