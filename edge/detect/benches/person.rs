@@ -49,9 +49,10 @@ fn main() {
     println!("|---|--:|--:|--:|--:|--:|--:|--:|");
     let n = (frames.len() * rounds) as f64;
     for threads in env_list("VIGIL_BENCH_THREADS", "1,2") {
-        for (tile, overlap) in [(192, 96), (192, 64), (192, 48)] {
-            let cfg =
-                BlazeConfig { tile, overlap, threads, ..BlazeConfig::new(fixtures.join("blazepose-person.onnx")) };
+        let runs = [(192, 96, "fp32"), (192, 64, "fp32"), (192, 48, "fp32"), (192, 64, "int8")];
+        for (tile, overlap, precision) in runs {
+            let model = if precision == "int8" { "blazepose-person-int8.onnx" } else { "blazepose-person.onnx" };
+            let cfg = BlazeConfig { tile, overlap, threads, ..BlazeConfig::new(fixtures.join(model)) };
             let mut det = BlazePersonDetector::build(&rt, &cfg).expect("blazepose model");
             det.detect_timed(&frames[0].0, frames[0].1, frames[0].2).unwrap(); // warm-up
             let (mut tiles, mut infer, mut people) = (0usize, Duration::ZERO, 0usize);
@@ -66,7 +67,7 @@ fn main() {
             }
             let wall = start.elapsed().as_secs_f64();
             println!(
-                "| BlazePose {tile} px tiles, {overlap} overlap (batch {}) | {threads} | {:.2} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} |",
+                "| BlazePose {precision} {tile} px tiles, {overlap} overlap (batch {}) | {threads} | {:.2} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} |",
                 det.batch(),
                 n / wall,
                 tiles as f64 / n,

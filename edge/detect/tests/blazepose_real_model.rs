@@ -1,6 +1,6 @@
 //! The bundled BlazePose person detector on real images: the astronaut photo and hand-labelled CCTV frames
 //! of vtest.mp4 (labels in `vtest_people.json`). Needs `tests/setup/fixtures.sh` (which also runs
-//! `tests/setup/blazepose.py`); fails loudly when its files are missing.
+//! `tests/setup/blazepose.py` and `tests/setup/blazepose_int8.py`); fails loudly when its files are missing.
 
 use std::path::PathBuf;
 
@@ -12,7 +12,13 @@ use edge_detect::{
 
 fn fixtures() -> PathBuf {
     let dir = PathBuf::from(std::env::var("VIGIL_FIXTURES").expect("VIGIL_FIXTURES is set by .cargo/config.toml"));
-    for file in ["libonnxruntime.so", "blazepose-person.onnx", "blazepose-anchors.json", "vtest-frames/0700.png"] {
+    for file in [
+        "libonnxruntime.so",
+        "blazepose-person.onnx",
+        "blazepose-person-int8.onnx",
+        "blazepose-anchors.json",
+        "vtest-frames/0700.png",
+    ] {
         assert!(
             dir.join(file).is_file(),
             "run tests/setup/fixtures.sh first ({} is missing)",
@@ -199,6 +205,22 @@ fn finds_most_hand_labelled_people_on_cctv_footage() {
     assert!(recall >= 0.70, "recall {recall:.2} ({matched}/{people})");
     assert!(precision >= 0.80, "precision {precision:.2} ({stray} of {detections} detections match nobody)");
     // Every frame has people; none may come back empty.
+    assert!(rows.iter().all(|r| r.2 > 0), "{rows:?}");
+}
+
+#[test]
+fn the_int8_model_keeps_the_recall_of_the_float_one() {
+    let (fp32, ..) = recall_precision(&mut detector());
+    let cfg = BlazeConfig { model: fixtures().join("blazepose-person-int8.onnx"), ..config() };
+    let mut int8 = BlazePersonDetector::build(&runtime(), &cfg).unwrap();
+    let (recall, precision, people, matched, detections, stray, rows) = recall_precision(&mut int8);
+    // within one labelled person of the float model's recall, on the same frames
+    assert!(
+        recall + 1.0 / people as f32 >= fp32 - 1e-6,
+        "int8 recall {recall:.2} ({matched}/{people}) vs fp32 {fp32:.2}"
+    );
+    assert!(recall >= 0.70, "recall {recall:.2}");
+    assert!(precision >= 0.70, "precision {precision:.2} ({stray} of {detections} detections match nobody)");
     assert!(rows.iter().all(|r| r.2 > 0), "{rows:?}");
 }
 

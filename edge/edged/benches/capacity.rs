@@ -9,6 +9,7 @@
 //! default 15), `VIGIL_BENCH_DUTY` (fraction of the time people are in view, default 0.25),
 //! `VIGIL_BENCH_WORKERS` (default 1), `VIGIL_BENCH_THREADS` (ONNX threads per worker, default 1),
 //! `VIGIL_BENCH_MIN_CROP` (smallest crop side in pixels, as `detector.min_crop`; default 160),
+//! `VIGIL_BENCH_BLAZE_MODEL` (`int8`, the default, or `fp32`),
 //! `VIGIL_BENCH_FULL_SECS` (the periodic whole-frame look, as `motion.full_frame_secs`; default 5),
 //! `VIGIL_BENCH_PARTS` (the periodic whole-frame look in parts, as `detector.full_frame_parts`; default 4
 //! for BlazePose, 1 for YOLO), `VIGIL_BENCH_IN_STEP=1` (every camera's frame offered at the same instant, the worst burst;
@@ -93,7 +94,12 @@ fn detector(kind: &str, rt: &OnnxRuntime, fixtures: &Path, threads: usize) -> An
             .unwrap(),
         ),
         _ => {
-            let mut cfg = BlazeConfig::new(fixtures.join("blazepose-person.onnx"));
+            // `VIGIL_BENCH_BLAZE_MODEL`: `int8` (default) or `fp32`
+            let model = match std::env::var("VIGIL_BENCH_BLAZE_MODEL").as_deref() {
+                Ok("fp32") => "blazepose-person.onnx",
+                _ => "blazepose-person-int8.onnx",
+            };
+            let mut cfg = BlazeConfig::new(fixtures.join(model));
             cfg.threads = threads;
             AnyDetector::Blaze(Box::new(BlazePersonDetector::build(rt, &cfg).unwrap()))
         }
@@ -254,8 +260,13 @@ fn main() {
             for n in counts {
                 let r = run(kind, n, secs, duty, gating, workers, threads, &rt, &fixtures, &clip, &empty);
                 let drop = 100.0 * r.dropped as f64 / r.offered.max(1) as f64;
+                let label = match (kind.as_str(), std::env::var("VIGIL_BENCH_BLAZE_MODEL").as_deref()) {
+                    ("blazepose", Ok("fp32")) => "blazepose fp32",
+                    ("blazepose", _) => "blazepose int8",
+                    _ => kind.as_str(),
+                };
                 println!(
-                    "| {kind} | {} | {n} | {} | {} | {:.1} | {} | {} | {drop:.1} | {} | {} | {} | {} | {} |",
+                    "| {label} | {} | {n} | {} | {} | {:.1} | {} | {} | {drop:.1} | {} | {} | {} | {} | {} |",
                     if gating { "motion" } else { "all frames" },
                     r.offered,
                     r.analysed,
