@@ -3,6 +3,9 @@
 //!
 //! `cargo run -p edge-mqtt --release --example throughput [messages]`
 //!
+//! The load client runs as its own process (this binary with `--client`), for both brokers, as devices
+//! would; `THROUGHPUT_CLIENT=inproc` runs it inside the bench process instead (sharing Vigil's runtime).
+//!
 //! Mix: devices publish 64-byte JSON telemetry on their own topics; one consumer takes everything
 //! (on Vigil: the edge's hub, which also parses every payload; on Mosquitto: a rumqttc subscriber
 //! on `devices/hq/#` at the same QoS, with Mosquitto's queue limit lifted). Losses are counted.
@@ -86,6 +89,21 @@ async fn publish_all(addr: SocketAddr, pubs: usize, per: u64, qos: QoS) -> u64 {
     acked.load(Relaxed)
 }
 
+/// Runs the load: in a child process (default) or in this one (`THROUGHPUT_CLIENT=inproc`).
+async fn load(addr: SocketAddr, pubs: usize, per: u64, qos: QoS) -> u64 {
+    if std::env::var("THROUGHPUT_CLIENT").is_ok_and(|v| v == "inproc") {
+        return publish_all(addr, pubs, per, qos).await;
+    }
+    let Ok(exe) = std::env::current_exe() else { return 0 };
+    let qos = if qos == QoS::AtLeastOnce { "1" } else { "0" };
+    let out = tokio::process::Command::new(exe)
+        .args(["--client", &addr.to_string(), &pubs.to_string(), &per.to_string(), qos])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await;
+    out.ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(0)
+}
+
 async fn wait_count(count: &AtomicU64, want: u64) -> Duration {
     let started = Instant::now();
     let mut last = (0, Instant::now());
@@ -121,7 +139,7 @@ async fn vigil(pubs: usize, per: u64, qos: QoS) -> (f64, u64, u64) {
     });
     let want = pubs as u64 * per;
     let started = Instant::now();
-    let p = tokio::spawn(publish_all(sp.addr, pubs, per, qos));
+    let p = tokio::spawn(load(sp.addr, pubs, per, qos));
     wait_count(&count, want).await;
     let secs = started.elapsed().as_secs_f64();
     let acked = p.await.unwrap_or(0);
@@ -175,7 +193,7 @@ async fn mosquitto(pubs: usize, per: u64, qos: QoS) -> Option<(f64, u64, u64)> {
     ready_rx.await.ok()?;
     let want = pubs as u64 * per;
     let started = Instant::now();
-    let p = tokio::spawn(publish_all(addr, pubs, per, qos));
+    let p = tokio::spawn(load(addr, pubs, per, qos));
     wait_count(&count, want).await;
     let secs = started.elapsed().as_secs_f64();
     let acked = p.await.unwrap_or(0);
@@ -187,6 +205,18 @@ async fn mosquitto(pubs: usize, per: u64, qos: QoS) -> Option<(f64, u64, u64)> {
 
 #[tokio::main]
 async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| a == "--client") {
+        // the load client process: `--client <addr> <publishers> <per publisher> <qos 0|1>`
+        let addr: SocketAddr = args[2].parse().expect("addr");
+        let (pubs, per): (usize, u64) = (args[3].parse().expect("publishers"), args[4].parse().expect("count"));
+        let qos = if args[5] == "1" { QoS::AtLeastOnce } else { QoS::AtMostOnce };
+        println!("{}", publish_all(addr, pubs, per, qos).await);
+        return;
+    }
+    let client =
+        if std::env::var("THROUGHPUT_CLIENT").is_ok_and(|v| v == "inproc") { "in process" } else { "own process" };
+    println!("load client (rumqttc): {client}");
     let total: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     println!(
         "{:<22} {:>12} {:>6} {:>13} {:>16} {:>6} {:>13}",
