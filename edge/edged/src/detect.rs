@@ -3,7 +3,7 @@
 //! ```text
 //! camera threads ──mpsc──▶ relay (per camera) ──▶ FrameSlots: one pending frame per camera
 //!                                                   │  (a newer frame replaces an unanalysed one: drop-oldest, counted)
-//!                          worker 1..N (OS threads, each its own ONNX session) ◀─┘ round-robin over cameras
+//!                          worker 1..N (OS threads, each its own ONNX session) ◀─┘ oldest frame first
 //!                              plan (motion gating) → detector on crop / full frame / nothing
 //!                              → observe (filters, tracker, lines, zones) → events → spool
 //! ```
@@ -54,7 +54,7 @@ struct Slot {
 
 struct SlotsState {
     slots: Vec<Slot>,
-    /// Round-robin start for the next pick.
+    /// Where the next pick starts among frames captured at the same instant.
     next: usize,
     /// Relays still running; at 0 no frame will ever come again.
     open: usize,
@@ -152,17 +152,21 @@ impl FrameSlots {
         self.ready.notify_all();
     }
 
-    /// Blocks for the next frame of a camera no other worker holds; `None` once every relay closed
-    /// and nothing is pending.
+    /// Blocks for the next frame of a camera no other worker holds, the one waiting longest first
+    /// (captured earliest; ties round-robin), so no camera's frame waits behind newer ones; `None`
+    /// once every relay closed and nothing is pending.
     fn take(&self) -> Option<(usize, Frame, CameraJob)> {
         let mut st = self.lock();
         loop {
             let n = st.slots.len();
-            for k in 0..n {
-                let i = (st.next + k) % n;
+            let oldest = (0..n)
+                .map(|k| (st.next + k) % n)
+                .filter(|&i| st.slots[i].job.is_some())
+                .filter_map(|i| st.slots[i].pending.as_ref().map(|f| (f.captured_at, i)))
+                .min_by_key(|&(at, _)| at);
+            if let Some((_, i)) = oldest {
                 let slot = &mut st.slots[i];
-                if slot.pending.is_some() && slot.job.is_some() {
-                    let (Some(frame), Some(job)) = (slot.pending.take(), slot.job.take()) else { continue };
+                if let (Some(frame), Some(job)) = (slot.pending.take(), slot.job.take()) {
                     st.next = (i + 1) % n;
                     return Some((i, frame, job));
                 }
@@ -430,5 +434,62 @@ fn append(shared: &Shared, events: &[Event]) {
                 tracing::error!(%error, ?ids, "Events could not be spooled and are lost.");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edge_core::{AnalyzerConfig, CameraAnalyzer};
+
+    fn slots(cameras: &[&str]) -> Arc<FrameSlots> {
+        let jobs = cameras
+            .iter()
+            .map(|c| {
+                let camera: Arc<str> = Arc::from(*c);
+                let cfg = AnalyzerConfig::new(Uuid::nil(), Uuid::nil(), camera.clone(), "m".into(), Vec::new());
+                let job =
+                    CameraJob { analyzer: CameraAnalyzer::new(cfg), media: crate::media::CameraMedia::none(camera) };
+                (job, Arc::default())
+            })
+            .collect();
+        FrameSlots::new(jobs)
+    }
+
+    fn frame(camera: &str, at_ms: i64) -> Frame {
+        Frame {
+            camera: Arc::from(camera),
+            seq: at_ms as u64,
+            captured_at: Timestamp(at_ms * 1000),
+            width: 2,
+            height: 2,
+            rgb: vec![0; 12],
+        }
+    }
+
+    #[test]
+    fn workers_take_the_frame_waiting_longest_and_never_two_of_one_camera() {
+        let s = slots(&["a", "b", "c"]);
+        // arrival order c (10 ms), a (20 ms), b (30 ms); camera order would be a, b, c
+        s.offer(frame("c", 10));
+        s.offer(frame("a", 20));
+        s.offer(frame("b", 30));
+        let (ic, fc, jc) = s.take().unwrap();
+        assert_eq!(&*fc.camera, "c");
+        // c's next frame arrives while c is checked out: the others come first, oldest first
+        s.offer(frame("c", 15));
+        let (ia, fa, ja) = s.take().unwrap();
+        assert_eq!(&*fa.camera, "a");
+        s.give_back(ic, jc);
+        let (_, f, _) = s.take().unwrap();
+        assert_eq!((&*f.camera, f.seq), ("c", 15), "c is back and its frame is now the oldest");
+        let (_, f, _) = s.take().unwrap();
+        assert_eq!(&*f.camera, "b");
+        s.give_back(ia, ja);
+        // a newer frame replaces an unanalysed one (drop-oldest), counted
+        s.offer(frame("a", 40));
+        s.offer(frame("a", 50));
+        let (_, f, _) = s.take().unwrap();
+        assert_eq!(f.seq, 50);
     }
 }
