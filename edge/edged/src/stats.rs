@@ -52,6 +52,13 @@ impl LatencyHistogram {
         self.buckets[ms].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Forgets everything recorded so far (e.g. a benchmark's warm-up).
+    pub fn reset(&self) {
+        for b in self.buckets.iter() {
+            b.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     pub fn count(&self) -> u64 {
         self.buckets.iter().map(|b| b.load(std::sync::atomic::Ordering::Relaxed)).sum()
     }
