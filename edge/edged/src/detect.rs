@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use edge_core::analysis::{crop_rgb, crops_for, uncrop};
+use edge_core::analysis::crops_for;
 use edge_core::{CameraAnalyzer, Detected, Frame, Plan};
 use edge_detect::{BlazePersonDetector, Detector, YoloDetector};
 use edge_spool::Spool;
@@ -315,19 +315,8 @@ fn worker(mut detector: AnyDetector, shared: &Shared) {
         let (plan, mut events) = analyzer.plan(&frame, event_id);
         let found = match plan {
             Plan::Skip => None,
-            Plan::Full => Some(run(&mut detector, shared, &frame, Look::Full, &mut crop_buf)),
-            Plan::Regions(regions) => match &detector {
-                AnyDetector::Yolo(_) => {
-                    let look = match crops_for(&regions, frame.width, frame.height, shared.min_crop) {
-                        Some(crops) => Look::Crops(crops),
-                        None => Look::Full,
-                    };
-                    Some(run(&mut detector, shared, &frame, look, &mut crop_buf))
-                }
-                AnyDetector::Blaze(_) => {
-                    Some(run(&mut detector, shared, &frame, Look::Regions(&regions), &mut crop_buf))
-                }
-            },
+            Plan::Full => Some(run(&mut detector, shared, &frame, None, &mut crop_buf)),
+            Plan::Regions(regions) => Some(run(&mut detector, shared, &frame, Some(&regions), &mut crop_buf)),
         };
         let analysed = matches!(found, Some(Ok(_)));
         let frame = Arc::new(frame);
@@ -351,45 +340,26 @@ fn worker(mut detector: AnyDetector, shared: &Shared) {
     }
 }
 
-/// Where the detector looks in a frame.
-enum Look<'a> {
-    Full,
-    /// Pixel crops `(x, y, w, h)`.
-    Crops(Vec<(u32, u32, u32, u32)>),
-    /// Normalised regions (detectors that tile).
-    Regions(&'a [edge_core::geometry::Rect]),
-}
-
-/// Runs the detector; detections come back in whole-frame normalised coordinates.
+/// Runs the detector on the whole frame, or only where `regions` are: YOLO as pixel crops of them
+/// (the whole frame when the crops would cover most of it), BlazePose by tiling them. Detections
+/// come back in whole-frame normalised coordinates.
 fn run(
     detector: &mut AnyDetector,
     shared: &Shared,
     frame: &Frame,
-    look: Look<'_>,
+    regions: Option<&[edge_core::geometry::Rect]>,
     buf: &mut Vec<u8>,
 ) -> Result<Vec<Detected>, ()> {
     let started = Instant::now();
-    let result = match (look, detector) {
-        (Look::Crops(crops), AnyDetector::Yolo(d)) => {
-            d.detect_crops(&frame.rgb, (frame.width, frame.height), &crops, buf)
-        }
-        (look, detector) => {
-            let d: &mut dyn Detector = match detector {
-                AnyDetector::Yolo(d) => d,
-                AnyDetector::Blaze(d) => d.as_mut(),
-            };
-            match look {
-                Look::Full => d.detect(&frame.rgb, frame.width, frame.height),
-                Look::Crops(crops) => crops.into_iter().try_fold(Vec::new(), |mut all, c| {
-                    crop_rgb(&frame.rgb, frame.width, c, buf);
-                    let mut found = d.detect(buf, c.2, c.3)?;
-                    uncrop(&mut found, c, frame.width, frame.height);
-                    all.extend(found);
-                    Ok(all)
-                }),
-                Look::Regions(regions) => d.detect_in(&frame.rgb, frame.width, frame.height, regions),
-            }
-        }
+    let (rgb, width, height) = (&frame.rgb, frame.width, frame.height);
+    let result = match (detector, regions) {
+        (AnyDetector::Yolo(d), Some(regions)) => match crops_for(regions, width, height, shared.min_crop) {
+            Some(crops) => d.detect_crops(rgb, (width, height), &crops, buf),
+            None => d.detect(rgb, width, height),
+        },
+        (AnyDetector::Yolo(d), None) => d.detect(rgb, width, height),
+        (AnyDetector::Blaze(d), Some(regions)) => d.detect_in(rgb, width, height, regions),
+        (AnyDetector::Blaze(d), None) => Detector::detect(d.as_mut(), rgb, width, height),
     };
     match result {
         Ok(found) => {
