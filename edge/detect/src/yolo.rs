@@ -107,10 +107,9 @@ impl YoloDetector {
         self.size
     }
 
-    /// Whether inputs are the smallest stride multiples that hold the picture (dynamic-size models,
-    /// the default for them) rather than `input_size` squares.
-    pub fn rect_inputs(&self) -> bool {
-        self.rect
+    /// How a `width`×`height` frame goes into the model (its input tensor's size and letterbox).
+    pub fn input_for(&self, width: u32, height: u32) -> Letterbox {
+        self.fit(width, height, None)
     }
 
     /// Square inputs even for a dynamic-size model (the exact tensors the seed's stack feeds it:

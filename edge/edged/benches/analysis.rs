@@ -73,15 +73,8 @@ fn main() {
             if !rect {
                 det.use_square_inputs();
             }
-            let tensor = {
-                let (w, h) = (frames[0].width, frames[0].height);
-                let lb = if det.rect_inputs() {
-                    edge_detect::Letterbox::rect(w, h, size, None)
-                } else {
-                    edge_detect::Letterbox::new(w, h, size)
-                };
-                format!("{}x{}", lb.width, lb.height)
-            };
+            let lb = det.input_for(frames[0].width, frames[0].height);
+            let tensor = format!("{}x{}", lb.width, lb.height);
             // Warm up (first runs allocate and pick kernels).
             for f in frames.iter().take(5) {
                 det.detect(&f.rgb, f.width, f.height).unwrap();

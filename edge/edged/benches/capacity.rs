@@ -96,12 +96,7 @@ fn detector(kind: &str, rt: &OnnxRuntime, fixtures: &Path, threads: usize) -> An
             .unwrap(),
         ),
         _ => {
-            // `VIGIL_BENCH_BLAZE_MODEL`: `int8` (default) or `fp32`
-            let model = match std::env::var("VIGIL_BENCH_BLAZE_MODEL").as_deref() {
-                Ok("fp32") => "blazepose-person.onnx",
-                _ => "blazepose-person-int8.onnx",
-            };
-            let mut cfg = BlazeConfig::new(fixtures.join(model));
+            let mut cfg = BlazeConfig::new(fixtures.join(blaze_model().0));
             cfg.threads = threads;
             AnyDetector::Blaze(Box::new(BlazePersonDetector::build(rt, &cfg).unwrap()))
         }
@@ -234,6 +229,14 @@ fn run(
     }
 }
 
+/// The BlazePose model file and its row label: `VIGIL_BENCH_BLAZE_MODEL` = `int8` (default) or `fp32`.
+fn blaze_model() -> (&'static str, &'static str) {
+    match std::env::var("VIGIL_BENCH_BLAZE_MODEL").as_deref() {
+        Ok("fp32") => ("blazepose-person.onnx", "blazepose fp32"),
+        _ => ("blazepose-person-int8.onnx", "blazepose int8"),
+    }
+}
+
 fn ms(v: Option<u64>) -> String {
     v.map_or_else(|| "-".into(), |v| v.to_string())
 }
@@ -270,11 +273,7 @@ fn main() {
             for n in counts {
                 let r = run(kind, n, secs, duty, gating, workers, threads, &rt, &fixtures, &clip, &empty);
                 let drop = 100.0 * r.dropped as f64 / r.offered.max(1) as f64;
-                let label = match (kind.as_str(), std::env::var("VIGIL_BENCH_BLAZE_MODEL").as_deref()) {
-                    ("blazepose", Ok("fp32")) => "blazepose fp32",
-                    ("blazepose", _) => "blazepose int8",
-                    _ => kind.as_str(),
-                };
+                let label = if kind == "blazepose" { blaze_model().1 } else { kind.as_str() };
                 println!(
                     "| {label} | {} | {n} | {} | {} | {:.1} | {} | {} | {drop:.1} | {} | {} | {} | {} | {} |",
                     if gating { "motion" } else { "all frames" },
