@@ -130,33 +130,23 @@ const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
 impl Front {
     /// Accepts device connections until `cancel` fires.
     pub async fn run(self: Arc<Self>, listener: TcpListener, cancel: CancellationToken) {
-        loop {
-            let accepted = tokio::select! {
-                biased;
-                _ = cancel.cancelled() => return,
-                a = listener.accept() => a,
-            };
-            let (stream, peer) = match accepted {
-                Ok(a) => a,
-                Err(error) => {
-                    tracing::warn!(%error, "Accept failed.");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let front = self.clone();
-            let cancel = cancel.child_token();
-            tokio::spawn(async move {
-                tokio::select! {
-                    biased;
-                    _ = cancel.cancelled() => {}
-                    r = front.clone().serve(stream, peer) => if let Err(error) = r {
-                        front.stats.protocol_errors.fetch_add(1, Relaxed);
-                        tracing::debug!(%peer, %error, "Device connection ended with an error.");
-                    }
-                }
-            });
+        while let Some((stream, peer)) = accept(&listener, &cancel).await {
+            tokio::spawn(self.clone().serve_until(stream, peer, cancel.child_token()));
+        }
+    }
+
+    /// Serves one connection until it ends or `cancel` fires; errors are counted and logged.
+    async fn serve_until<S>(self: Arc<Self>, stream: S, peer: SocketAddr, cancel: CancellationToken)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {}
+            r = self.clone().serve(stream, peer) => if let Err(error) = r {
+                self.stats.protocol_errors.fetch_add(1, Relaxed);
+                tracing::debug!(%peer, %error, "Device connection ended with an error.");
+            }
         }
     }
 
@@ -751,21 +741,7 @@ impl Front {
         tls: tokio_rustls::TlsAcceptor,
         cancel: CancellationToken,
     ) {
-        loop {
-            let accepted = tokio::select! {
-                biased;
-                _ = cancel.cancelled() => return,
-                a = listener.accept() => a,
-            };
-            let (stream, peer) = match accepted {
-                Ok(a) => a,
-                Err(error) => {
-                    tracing::warn!(%error, "Accept failed.");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
+        while let Some((stream, peer)) = accept(&listener, &cancel).await {
             let (front, tls, cancel) = (self.clone(), tls.clone(), cancel.child_token());
             tokio::spawn(async move {
                 let stream = match tokio::time::timeout(TLS_HANDSHAKE_DEADLINE, tls.accept(stream)).await {
@@ -781,15 +757,30 @@ impl Front {
                         return;
                     }
                 };
-                tokio::select! {
-                    biased;
-                    _ = cancel.cancelled() => {}
-                    r = front.clone().serve(stream, peer) => if let Err(error) = r {
-                        front.stats.protocol_errors.fetch_add(1, Relaxed);
-                        tracing::debug!(%peer, %error, "Device connection ended with an error.");
-                    }
-                }
+                front.serve_until(stream, peer, cancel).await;
             });
+        }
+    }
+}
+
+/// The next connection on `listener` (with `TCP_NODELAY`), or `None` once `cancel` fires. A failed
+/// accept (e.g. out of file descriptors) is logged and retried after a short pause.
+async fn accept(listener: &TcpListener, cancel: &CancellationToken) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return None,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                return Some((stream, peer));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Accept failed.");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
 }
