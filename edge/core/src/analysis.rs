@@ -26,7 +26,7 @@ use crate::frame::Frame;
 use crate::geometry::{Point, Polygon, Rect};
 use crate::motion::{MotionConfig, MotionDetector};
 use crate::scene::{Direction, LineConfig, Scene, SceneEvent, ZoneConfig};
-use crate::track::{Track, TrackerConfig};
+use crate::track::{Looked, Track, TrackerConfig};
 
 /// Which events detections become.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -90,6 +90,10 @@ pub struct AnalyzerConfig {
     /// frame's worth (a tiling detector's whole frame is many tiles: one such frame would hold the
     /// camera up for longer than a frame period).
     pub full_frame_parts: u32,
+    /// A stationary object (see [`TrackerConfig::stationary_after_us`]) is looked for only this often
+    /// unless motion brings the detector there anyway, as Frigate does: a parked car or a false positive
+    /// on the background must not keep its region analysed on every frame. Microseconds.
+    pub stationary_check_us: i64,
     /// A motion episode ends after this long without motion. Microseconds.
     pub motion_quiet_us: i64,
     /// Minimum motion score (fraction of the picture) for a frame to count as moving.
@@ -116,6 +120,7 @@ impl AnalyzerConfig {
             motion: Some(MotionConfig::default()),
             full_frame_every_us: 5_000_000,
             full_frame_parts: 1,
+            stationary_check_us: 1_000_000,
             motion_quiet_us: 10_000_000,
             motion_min_score: 0.0,
             tracker: TrackerConfig::default(),
@@ -339,8 +344,16 @@ impl CameraAnalyzer {
         if moving {
             regions.extend(motion.regions.iter().map(|r| pad(*r, 0.02)));
         }
-        // Keep looking where followed objects are, so a person who stops walking is not lost.
-        regions.extend(self.scene.tracks().iter().map(|t| pad(t.rect, 0.05)));
+        // Keep looking where followed objects are, so a person who stops walking is not lost; where
+        // one has stayed put for a while, only every `stationary_check_us`.
+        let (tracker, check) = (&self.cfg.tracker, self.cfg.stationary_check_us);
+        regions.extend(
+            self.scene
+                .tracks()
+                .iter()
+                .filter(|t| !t.stationary(now, tracker) || now.0 - t.last_looked.0 >= check)
+                .map(|t| pad(t.rect, 0.05)),
+        );
         if regions.is_empty() {
             self.counts.skipped += 1;
             return (Plan::Skip, events);
@@ -349,10 +362,12 @@ impl CameraAnalyzer {
         (Plan::Regions(regions), events)
     }
 
-    /// Feeds the detector's output for `frame` (normalised, whole-frame coordinates).
+    /// Feeds the detector's output for `frame` (normalised, whole-frame coordinates), found where
+    /// `plan` (from [`CameraAnalyzer::plan`] for this frame) said to look.
     pub fn observe(
         &mut self,
         frame: &Frame,
+        plan: &Plan,
         detected: &[Detected],
         mut new_id: impl FnMut(Timestamp) -> Uuid,
     ) -> Vec<Event> {
@@ -375,7 +390,12 @@ impl CameraAnalyzer {
             };
             events.extend(crate::detections_to_events(&cx, frame, &kept, &self.cfg.classes, &mut new_id));
         }
-        let scene_events = self.scene.update(now, &kept);
+        let looked = match plan {
+            Plan::Full => Looked::Everywhere,
+            Plan::Regions(regions) => Looked::Regions(regions),
+            Plan::Skip => Looked::Regions(&[]),
+        };
+        let scene_events = self.scene.update(now, &kept, looked);
         self.emit(now, frame, scene_events, &mut new_id, &mut events);
         if self.cfg.mode == EventMode::Tracks && self.cfg.update_every_us > 0 {
             let due: Vec<Track> = self

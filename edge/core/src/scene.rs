@@ -7,7 +7,7 @@ use vigil_proto::Timestamp;
 
 use crate::Detected;
 use crate::geometry::{Point, Polygon, crossing, side};
-use crate::track::{Track, TrackUpdate, Tracker, TrackerConfig};
+use crate::track::{Looked, Track, TrackUpdate, Tracker, TrackerConfig};
 
 /// A counting line `a → b`. Crossing from its right-hand side to its left-hand side (as seen
 /// walking from `a` to `b`, y down) counts as `In`; the other way as `Out`.
@@ -139,8 +139,8 @@ impl Scene {
         self.lines.iter().map(|l| (l.cfg.id.clone(), l.count_in, l.count_out)).collect()
     }
 
-    pub fn update(&mut self, now: Timestamp, detections: &[Detected]) -> Vec<SceneEvent> {
-        let updates = self.tracker.update(now, detections);
+    pub fn update(&mut self, now: Timestamp, detections: &[Detected], looked: Looked) -> Vec<SceneEvent> {
+        let updates = self.tracker.update(now, detections, looked);
         self.apply(now, updates)
     }
 
@@ -279,8 +279,11 @@ mod tests {
 
     #[track_caller]
     fn check(scene: &mut Scene, frames: &[(i64, Vec<Detected>)], expect: &[&str]) {
-        let got: Vec<String> =
-            frames.iter().flat_map(|(ms, d)| scene.update(Timestamp(ms * 1000), d)).map(|e| short(&e)).collect();
+        let got: Vec<String> = frames
+            .iter()
+            .flat_map(|(ms, d)| scene.update(Timestamp(ms * 1000), d, Looked::Everywhere))
+            .map(|e| short(&e))
+            .collect();
         assert_eq!(got, expect);
     }
 
@@ -332,6 +335,8 @@ mod tests {
         let mut s = scene(Some(2_000_000));
         let frames: Vec<(i64, Vec<Detected>)> = (0..8).map(|i| (i * 500, vec![person(0.8)])).collect();
         check(&mut s, &frames, &["start 1", "enter right 1", "loiter right 1"]);
-        check(&mut s, &[(10_000, vec![])], &["exit right 1", "end 1"]);
+        // It stood still (stationary): it ends only after the stationary max age, 10 s unseen.
+        check(&mut s, &[(13_000, vec![])], &[]);
+        check(&mut s, &[(14_000, vec![])], &["exit right 1", "end 1"]);
     }
 }

@@ -12,13 +12,49 @@ pub struct TrackerConfig {
     pub iou_match: f32,
     /// Detections needed before a track is confirmed (and reported).
     pub min_hits: u32,
-    /// A track not seen for this long (microseconds) ends.
+    /// A track not seen for this long (microseconds) while the detector looked where it was ends.
     pub max_age_us: i64,
+    /// A confirmed track whose box stays where it settled (IoU ≥ [`SETTLED_IOU`]) this long is
+    /// stationary (microseconds): the analysis may look at it less often.
+    pub stationary_after_us: i64,
+    /// How long a stationary track may go unseen by looks that held it (microseconds): a still object
+    /// is only checked now and then, and a missed check or two must not end it.
+    pub stationary_max_age_us: i64,
 }
 
 impl Default for TrackerConfig {
     fn default() -> Self {
-        TrackerConfig { iou_match: 0.2, min_hits: 2, max_age_us: 2_000_000 }
+        TrackerConfig {
+            iou_match: 0.2,
+            min_hits: 2,
+            max_age_us: 2_000_000,
+            stationary_after_us: 3_000_000,
+            stationary_max_age_us: 10_000_000,
+        }
+    }
+}
+
+/// A box that overlaps where its track settled at least this much has not moved.
+pub const SETTLED_IOU: f32 = 0.6;
+
+/// Where the detector looked in one analysed frame.
+#[derive(Debug, Clone, Copy)]
+pub enum Looked<'a> {
+    /// The whole frame.
+    Everywhere,
+    /// Only these regions (normalised): tracks elsewhere were not looked for, so they do not age.
+    Regions(&'a [Rect]),
+}
+
+impl Looked<'_> {
+    fn holds(&self, r: &Rect) -> bool {
+        match self {
+            Looked::Everywhere => true,
+            Looked::Regions(regions) => {
+                let c = r.center();
+                regions.iter().any(|g| g.x <= c.x && c.x <= g.x + g.w && g.y <= c.y && c.y <= g.y + g.h)
+            }
+        }
     }
 }
 
@@ -32,8 +68,12 @@ pub struct Track {
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
     pub hits: u32,
+    /// The last analysed frame whose looked-at area held this track (seen there or not).
+    pub last_looked: Timestamp,
     /// Velocity of the box origin, normalised units per second.
     velocity: (f32, f32),
+    /// Where the box settled, and since when: reset whenever it moves away from there.
+    settled: (Rect, Timestamp),
 }
 
 impl Track {
@@ -45,6 +85,20 @@ impl Track {
     pub fn confirmed(&self, cfg: &TrackerConfig) -> bool {
         self.hits >= cfg.min_hits
     }
+
+    /// A confirmed object that has stayed put for `stationary_after_us` (a parked car, a person at
+    /// a desk, a detector's false positive on the background).
+    pub fn stationary(&self, now: Timestamp, cfg: &TrackerConfig) -> bool {
+        self.confirmed(cfg) && now.0 - self.settled.1.0 >= cfg.stationary_after_us
+    }
+
+    fn max_age(&self, cfg: &TrackerConfig) -> i64 {
+        if self.stationary(self.last_seen, cfg) {
+            cfg.max_age_us.max(cfg.stationary_max_age_us)
+        } else {
+            cfg.max_age_us
+        }
+    }
 }
 
 /// Lifecycle output of one update.
@@ -54,7 +108,7 @@ pub enum TrackUpdate {
     Started(Track),
     /// A confirmed track moved; `from`/`to` are its foot points (bottom centre).
     Moved { track: Track, from: Point, to: Point },
-    /// A confirmed track was not seen for `max_age`: the object left.
+    /// A confirmed track was not seen for its max age where the detector looked: the object left.
     Ended(Track),
 }
 
@@ -79,8 +133,9 @@ impl Tracker {
         &self.tracks
     }
 
-    /// Feeds the detections of one analysed frame taken at `now`.
-    pub fn update(&mut self, now: Timestamp, detections: &[Detected]) -> Vec<TrackUpdate> {
+    /// Feeds the detections of one analysed frame taken at `now`, found where `looked` says. A track
+    /// outside the looked-at area is neither seen nor missed: it does not age.
+    pub fn update(&mut self, now: Timestamp, detections: &[Detected], looked: Looked) -> Vec<TrackUpdate> {
         let mut out = Vec::new();
         // Greedy association between predictions and detections of the same class: by IoU first
         // (affinity 1 + IoU), then, for pairs that do not overlap enough (low analysis rates, fast
@@ -129,8 +184,12 @@ impl Tracker {
                     if t.hits == 1 { v } else { (0.3 * t.velocity.0 + 0.7 * v.0, 0.3 * t.velocity.1 + 0.7 * v.1) };
             }
             let from = t.rect.foot();
+            if new.iou(&t.settled.0) < SETTLED_IOU {
+                t.settled = (new, now);
+            }
             t.rect = new;
             t.last_seen = now;
+            t.last_looked = now;
             t.hits += 1;
             t.best_score = t.best_score.max(d.score);
             if !was_confirmed && t.hits >= self.cfg.min_hits {
@@ -139,12 +198,18 @@ impl Tracker {
                 out.push(TrackUpdate::Moved { track: t.clone(), from, to: new.foot() });
             }
         }
-        // Tracks not seen for too long end.
-        let max_age = self.cfg.max_age_us;
-        let min_hits = self.cfg.min_hits;
-        self.tracks.retain(|t| {
-            let alive = now.0 - t.last_seen.0 <= max_age;
-            if !alive && t.hits >= min_hits {
+        // Tracks the detector looked for and has not seen for too long end.
+        let cfg = self.cfg;
+        let mut i = 0;
+        self.tracks.retain_mut(|t| {
+            let unmatched = !track_used[i];
+            i += 1;
+            if !unmatched || !looked.holds(&t.rect) {
+                return true;
+            }
+            t.last_looked = now;
+            let alive = now.0 - t.last_seen.0 <= t.max_age(&cfg);
+            if !alive && t.confirmed(&cfg) {
                 out.push(TrackUpdate::Ended(t.clone()));
             }
             alive
@@ -162,7 +227,9 @@ impl Tracker {
                 first_seen: now,
                 last_seen: now,
                 hits: 1,
+                last_looked: now,
                 velocity: (0.0, 0.0),
+                settled: (rect_of(d), now),
             };
             self.next_id += 1;
             if self.cfg.min_hits <= 1 {
@@ -203,8 +270,10 @@ mod tests {
     #[track_caller]
     fn check(frames: &[(i64, Vec<Detected>)], expect: &[&[&str]]) {
         let mut tracker = Tracker::new(TrackerConfig::default());
-        let got: Vec<Vec<String>> =
-            frames.iter().map(|(ms, d)| summary(&tracker.update(Timestamp(ms * 1000), d))).collect();
+        let got: Vec<Vec<String>> = frames
+            .iter()
+            .map(|(ms, d)| summary(&tracker.update(Timestamp(ms * 1000), d, Looked::Everywhere)))
+            .collect();
         let expect: Vec<Vec<String>> = expect.iter().map(|f| f.iter().map(|s| s.to_string()).collect()).collect();
         assert_eq!(got, expect);
     }
@@ -253,7 +322,7 @@ mod tests {
         ];
         let mut tracker = Tracker::new(TrackerConfig::default());
         for (ms, d) in &frames {
-            tracker.update(Timestamp(ms * 1000), d);
+            tracker.update(Timestamp(ms * 1000), d, Looked::Everywhere);
         }
         let mut t: Vec<(u64, f32)> = tracker.tracks().iter().map(|t| (t.id, t.rect.x)).collect();
         t.sort_by_key(|(id, _)| *id);
@@ -271,13 +340,65 @@ mod tests {
     }
 
     #[test]
+    fn a_track_the_detector_did_not_look_for_does_not_age() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        t.update(Timestamp(0), &[det(0, 0.10, 0.3)], Looked::Everywhere);
+        t.update(Timestamp(500_000), &[det(0, 0.10, 0.3)], Looked::Everywhere);
+        // 5 s of looks at the right half only: the person on the left is neither seen nor missed.
+        let right = [Rect { x: 0.5, y: 0.0, w: 0.5, h: 1.0 }];
+        for i in 2..12 {
+            assert_eq!(summary(&t.update(Timestamp(i * 500_000), &[], Looked::Regions(&right))), Vec::<String>::new());
+        }
+        assert_eq!(t.tracks().len(), 1);
+        assert_eq!(t.tracks()[0].last_looked, Timestamp(500_000));
+        // The first look that holds it and misses it, over the max age after it was last seen: it left.
+        let left = [Rect { x: 0.0, y: 0.0, w: 0.5, h: 1.0 }];
+        assert_eq!(summary(&t.update(Timestamp(6_000_000), &[], Looked::Regions(&left))), ["E1"]);
+    }
+
+    #[test]
+    fn a_still_object_becomes_stationary_and_outlives_missed_checks() {
+        let cfg = TrackerConfig::default();
+        let mut t = Tracker::new(cfg);
+        // A person standing, the box jittering by a pixel or two, and a walker.
+        for i in 0..8 {
+            let jitter = if i % 2 == 0 { 0.0 } else { 0.004 };
+            let walker = det(0, 0.10 + 0.03 * i as f32, 0.5);
+            t.update(Timestamp(i * 500_000), &[det(0, 0.70 + jitter, 0.1), walker], Looked::Everywhere);
+            let still = t.tracks().iter().find(|t| t.id == 1).unwrap();
+            let walking = t.tracks().iter().find(|t| t.id == 2).unwrap();
+            assert_eq!(still.stationary(Timestamp(i * 500_000), &cfg), i >= 6, "the standing one at {i}");
+            assert!(!walking.stationary(Timestamp(i * 500_000), &cfg), "the walker at {i}");
+        }
+        // The walker leaves: gone 2 s after it was last seen. The standing person, checked once a
+        // second and missed every time, lasts 10 s.
+        let mut ended = Vec::new();
+        for s in 4..=14 {
+            for u in t.update(Timestamp(s * 1_000_000), &[], Looked::Everywhere) {
+                if let TrackUpdate::Ended(track) = u {
+                    ended.push((track.id, s));
+                }
+            }
+        }
+        assert_eq!(ended, [(2, 6), (1, 14)]);
+        // Moving away from where it settled makes an object moving again.
+        let mut t = Tracker::new(cfg);
+        for i in 0..8 {
+            t.update(Timestamp(i * 500_000), &[det(0, 0.70, 0.1)], Looked::Everywhere);
+        }
+        assert!(t.tracks()[0].stationary(Timestamp(3_500_000), &cfg));
+        t.update(Timestamp(4_000_000), &[det(0, 0.76, 0.1)], Looked::Everywhere);
+        assert!(!t.tracks()[0].stationary(Timestamp(4_000_000), &cfg));
+    }
+
+    #[test]
     fn a_fast_walker_at_a_low_frame_rate_keeps_one_track() {
         // 0.5 s between frames, the box moves more than its own width each time: no overlap at all.
         let mut t = Tracker::new(TrackerConfig::default());
         let mut started = 0;
         for i in 0..6 {
             let d = Detected { class_id: 0, score: 0.9, x: 0.1 + 0.08 * i as f32, y: 0.3, w: 0.06, h: 0.25 };
-            for u in t.update(Timestamp(i * 500_000), &[d]) {
+            for u in t.update(Timestamp(i * 500_000), &[d], Looked::Everywhere) {
                 if matches!(u, TrackUpdate::Started(_)) {
                     started += 1;
                 }
@@ -291,7 +412,7 @@ mod tests {
         for i in 0..3 {
             let a = Detected { class_id: 0, score: 0.9, x: 0.1, y: 0.3, w: 0.06, h: 0.25 };
             let b = Detected { class_id: 0, score: 0.9, x: 0.7, y: 0.3, w: 0.06, h: 0.25 };
-            t.update(Timestamp(i * 500_000), &[a, b]);
+            t.update(Timestamp(i * 500_000), &[a, b], Looked::Everywhere);
         }
         assert_eq!(t.tracks().len(), 2);
     }

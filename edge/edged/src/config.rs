@@ -330,6 +330,15 @@ struct RawDetector {
     /// Smallest side, in pixels, of a motion-region crop given to the detector.
     #[serde(default = "default_min_crop")]
     min_crop: u32,
+    /// An object whose box stays put this long is stationary: it is looked for only every
+    /// `stationary_check_secs` unless motion brings the detector there, and it ends only after
+    /// `stationary_max_age_secs` unseen by those checks (Frigate's `detect.stationary`).
+    #[serde(default = "default_stationary_secs")]
+    stationary_secs: f64,
+    #[serde(default = "default_stationary_check_secs")]
+    stationary_check_secs: f64,
+    #[serde(default = "default_stationary_max_age_secs")]
+    stationary_max_age_secs: f64,
     /// Required for `yolo`; `blazepose` defaults to `[{ id = 0, label = "person", kind = "detection.person" }]`.
     #[serde(default)]
     classes: Vec<RawClass>,
@@ -352,6 +361,15 @@ fn default_events() -> String {
 }
 fn default_min_crop() -> u32 {
     160
+}
+fn default_stationary_secs() -> f64 {
+    3.0
+}
+fn default_stationary_check_secs() -> f64 {
+    1.0
+}
+fn default_stationary_max_age_secs() -> f64 {
+    10.0
 }
 
 fn default_score() -> f32 {
@@ -502,6 +520,11 @@ pub struct DetectorConfig {
     pub min_crop: u32,
     /// See `AnalyzerConfig::full_frame_parts`.
     pub full_frame_parts: u32,
+    /// See `TrackerConfig::stationary_after_us` and `stationary_max_age_us`, and
+    /// `AnalyzerConfig::stationary_check_us`.
+    pub stationary_after_us: i64,
+    pub stationary_max_age_us: i64,
+    pub stationary_check_us: i64,
     pub classes: Vec<ClassRule>,
 }
 
@@ -644,6 +667,17 @@ impl Config {
         if !(32..=4096).contains(&d.min_crop) {
             p.push("detector.min_crop: must be 32..=4096".into());
         }
+        let secs = |name: &str, v: f64, max: f64, p: &mut Vec<String>| -> i64 {
+            if v.is_finite() && v > 0.0 && v <= max {
+                (v * 1e6) as i64
+            } else {
+                p.push(format!("detector.{name}: {v} must be above 0 and at most {max}"));
+                1
+            }
+        };
+        let stationary_after_us = secs("stationary_secs", d.stationary_secs, 3600.0, &mut p);
+        let stationary_check_us = secs("stationary_check_secs", d.stationary_check_secs, 600.0, &mut p);
+        let stationary_max_age_us = secs("stationary_max_age_secs", d.stationary_max_age_secs, 86_400.0, &mut p);
         let full_frame_parts = d.full_frame_parts.unwrap_or(if d.kind == "blazepose" { 4 } else { 1 });
         if !(1..=64).contains(&full_frame_parts) {
             p.push(format!("detector.full_frame_parts: {full_frame_parts} must be 1..=64"));
@@ -901,6 +935,9 @@ impl Config {
                 update_every_us: i64::try_from(d.update_secs).unwrap_or(0).saturating_mul(1_000_000),
                 min_crop: d.min_crop,
                 full_frame_parts,
+                stationary_after_us,
+                stationary_max_age_us,
+                stationary_check_us,
                 classes,
             },
             cameras,
@@ -1091,13 +1128,18 @@ mod tests {
         assert_eq!(cam.scene.zones[0].loiter_us, Some(30_000_000));
         assert_eq!(cam.scene.filter.min_area, 0.01);
         assert_eq!(cfg.detector.mode, edge_core::EventMode::Tracks);
+        let d = &cfg.detector;
+        assert_eq!(
+            (d.stationary_after_us, d.stationary_check_us, d.stationary_max_age_us),
+            (3_000_000, 1_000_000, 10_000_000)
+        );
 
         let bad = format!(
             "{DEFAULT_CONFIG}\n[cameras.motion]\nfull_frame_secs = 0\n[cameras.filters]\nmin_area = 2\n\
              [[cameras.lines]]\nid = \"door\"\na = [0.5, 0]\nb = [0.5, 0]\n[[cameras.lines]]\nid = \"door\"\na = [1.5, 0]\nb = [0, 0]\n\
              [[cameras.zones]]\nid = \"z\"\npolygon = [[0.1, 0.5], [0.4, 0.5]]\n"
         )
-        .replace("workers = 1", "workers = 0")
+        .replace("workers = 1", "workers = 0\nstationary_check_secs = 0")
         .replace("events = \"tracks\"", "events = \"sometimes\"");
         let err = Config::from_toml(&bad).unwrap_err().to_string();
         for needle in [
@@ -1109,6 +1151,7 @@ mod tests {
             "cameras[0].zones[0].polygon: a polygon needs 3 to 64 points",
             "detector.workers",
             "detector.events",
+            "detector.stationary_check_secs: 0 must be above 0",
         ] {
             assert!(err.contains(needle), "{needle} missing from:\n{err}");
         }

@@ -313,15 +313,15 @@ fn worker(mut detector: AnyDetector, shared: &Shared) {
     while let Some((slot, frame, mut job)) = shared.slots.take() {
         let analyzer = &mut job.analyzer;
         let (plan, mut events) = analyzer.plan(&frame, event_id);
-        let found = match plan {
+        let found = match &plan {
             Plan::Skip => None,
             Plan::Full => Some(run(&mut detector, shared, &frame, None, &mut crop_buf)),
-            Plan::Regions(regions) => Some(run(&mut detector, shared, &frame, Some(&regions), &mut crop_buf)),
+            Plan::Regions(regions) => Some(run(&mut detector, shared, &frame, Some(regions), &mut crop_buf)),
         };
         let analysed = matches!(found, Some(Ok(_)));
         let frame = Arc::new(frame);
         if let Some(Ok(found)) = found {
-            events.extend(analyzer.observe(&frame, &found, event_id));
+            events.extend(analyzer.observe(&frame, &plan, &found, event_id));
             job.media.process(&frame, job.analyzer.tracks(), &mut events);
         }
         shared.slots.give_back(slot, job);

@@ -441,6 +441,9 @@ fn analyzer_config(cfg: &Config, cam: &CameraEntry, model: &str) -> AnalyzerConf
     a.motion.clone_from(&cam.scene.motion);
     a.full_frame_every_us = cam.scene.full_frame_every_us;
     a.full_frame_parts = cfg.detector.full_frame_parts;
+    a.stationary_check_us = cfg.detector.stationary_check_us;
+    a.tracker.stationary_after_us = cfg.detector.stationary_after_us;
+    a.tracker.stationary_max_age_us = cfg.detector.stationary_max_age_us;
     a.filter = cam.scene.filter.clone();
     a.lines.clone_from(&cam.scene.lines);
     a.zones.clone_from(&cam.scene.zones);

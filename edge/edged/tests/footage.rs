@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use edge_core::motion::{MotionConfig, MotionDetector};
-use edge_core::track::{TrackUpdate, Tracker, TrackerConfig};
+use edge_core::track::{Looked, TrackUpdate, Tracker, TrackerConfig};
 use edge_detect::{OnnxRuntime, YoloConfig, YoloDetector};
 use vigil_proto::Timestamp;
 
@@ -54,7 +54,7 @@ fn motion_regions_cover_the_people_the_detector_finds_and_tracks_persist() {
                 feet_in_motion += 1;
             }
         }
-        for u in tracker.update(Timestamp(i as i64 * 100_000), &found) {
+        for u in tracker.update(Timestamp(i as i64 * 100_000), &found, Looked::Everywhere) {
             if let TrackUpdate::Moved { track, .. } = u {
                 longest_track_hits = longest_track_hits.max(track.hits);
             }
@@ -106,13 +106,13 @@ fn people_crossing_a_line_are_counted_in_both_directions() {
             rgb: f.rgb.clone(),
         };
         let (plan, _) = analyzer.plan(&frame, |_| uuid::Uuid::now_v7());
-        let found = match plan {
+        let found = match &plan {
             Plan::Skip => continue,
             Plan::Full => det.detect(&f.rgb, f.width, f.height).unwrap(),
-            Plan::Regions(r) => det.detect_in(&f.rgb, f.width, f.height, &r).unwrap(),
+            Plan::Regions(r) => det.detect_in(&f.rgb, f.width, f.height, r).unwrap(),
         };
         looked += 1;
-        for e in analyzer.observe(&frame, &found, |_| uuid::Uuid::now_v7()) {
+        for e in analyzer.observe(&frame, &plan, &found, |_| uuid::Uuid::now_v7()) {
             match (&e.kind, &e.payload) {
                 (EventKind::DetectionPerson, Payload::Detection(d)) => {
                     assert!(d.objects[0].track.is_some(), "a new person carries its track id");

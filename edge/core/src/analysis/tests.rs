@@ -129,11 +129,11 @@ fn a_walker_is_one_lifecycle_with_a_line_crossing() {
     let mut got = Vec::new();
     for i in 0..12 {
         let f = frame(i * SEC / 2, None);
-        got.extend(a.observe(&f, &[person(0.30 + 0.04 * i as f32)], ids()).iter().map(short));
+        got.extend(a.observe(&f, &Plan::Full, &[person(0.30 + 0.04 * i as f32)], ids()).iter().map(short));
     }
     assert_eq!(a.live_objects(), 1);
     // Gone for longer than the tracker's max age.
-    got.extend(a.observe(&frame(10 * SEC, None), &[], ids()).iter().map(short));
+    got.extend(a.observe(&frame(10 * SEC, None), &Plan::Full, &[], ids()).iter().map(short));
     assert_eq!(
         got,
         [
@@ -156,7 +156,7 @@ fn frames_mode_reports_every_analysed_frame_and_still_counts() {
     let mut a = CameraAnalyzer::new(cfg);
     let mut got = Vec::new();
     for (i, x) in [0.36, 0.40, 0.44, 0.48, 0.52, 0.56].into_iter().enumerate() {
-        got.extend(a.observe(&frame(i as i64 * SEC / 2, None), &[person(x)], ids()).iter().map(short));
+        got.extend(a.observe(&frame(i as i64 * SEC / 2, None), &Plan::Full, &[person(x)], ids()).iter().map(short));
     }
     let person = "detection.person [None]";
     assert_eq!(got, [person, person, person, person, person, person, "line.crossed door In 1/0"]);
@@ -170,7 +170,7 @@ fn updates_follow_the_configured_cadence() {
     let mut updates = Vec::new();
     for i in 0..11 {
         let t = i * SEC / 2;
-        for e in a.observe(&frame(t, None), &[person(0.5)], ids()) {
+        for e in a.observe(&frame(t, None), &Plan::Full, &[person(0.5)], ids()) {
             if e.kind == EventKind::ObjectUpdated {
                 updates.push(t);
             }
@@ -203,7 +203,7 @@ fn filters_drop_by_class_score_size_ratio_and_mask() {
     ];
     for (name, d, kept) in table {
         let mut a = CameraAnalyzer::new(cfg.clone());
-        let events = a.observe(&frame(0, None), &[d], ids());
+        let events = a.observe(&frame(0, None), &Plan::Full, &[d], ids());
         assert_eq!(!events.is_empty(), kept, "{name}");
     }
 }
@@ -240,7 +240,7 @@ fn crops_grow_to_a_minimum_clamp_to_the_frame_and_map_back() {
 fn finish_ends_every_object() {
     let mut a = CameraAnalyzer::new(config());
     for i in 0..3 {
-        a.observe(&frame(i * SEC / 2, None), &[person(0.5)], ids());
+        a.observe(&frame(i * SEC / 2, None), &Plan::Full, &[person(0.5)], ids());
     }
     let got: Vec<String> = a.finish(Timestamp(2 * SEC), ids()).iter().map(short).collect();
     assert_eq!(got, ["object.ended 1 1000ms"]);
@@ -361,4 +361,45 @@ fn a_sweep_in_parts_covers_the_whole_frame_without_a_whole_frame_look() {
     let (plan, _) = a.plan(&frame(30 * step, Some((40, 20))), ids());
     let Plan::Regions(r) = plan else { panic!("{plan:?}") };
     assert_eq!(r.len(), 2, "{r:?}");
+}
+
+#[test]
+fn a_stationary_object_is_looked_for_only_now_and_then() {
+    let mut cfg = config();
+    cfg.motion = Some(crate::motion::MotionConfig { grid_width: 16, min_cells: 1, ..Default::default() });
+    cfg.full_frame_every_us = 600 * SEC;
+    let mut a = CameraAnalyzer::new(cfg);
+    let step = SEC / 5;
+    // A still picture where the detector keeps finding the same "person" (a coat on a hook, a
+    // false positive on the background) whenever it looks there, for 10 s and then no more.
+    let (mut looked, mut ended) = (Vec::new(), Vec::new());
+    for i in 0..110 {
+        let f = frame(i * step, None);
+        let (plan, _) = a.plan(&f, ids());
+        if plan == Plan::Skip {
+            continue;
+        }
+        looked.push(i);
+        let found = if i < 50 { vec![person(0.5)] } else { vec![] };
+        ended
+            .extend(a.observe(&f, &plan, &found, ids()).iter().filter(|e| e.kind == EventKind::ObjectEnded).map(|_| i));
+    }
+    // Every frame while it may be moving (the first 3 s); once a second after that, until it ends.
+    let mut want: Vec<i64> = (0..15).collect();
+    want.extend((19..=104).step_by(5));
+    assert_eq!(looked, want);
+    // Last seen at frame 49 (9.8 s), checked and missed once a second: it ends after 10 s.
+    assert_eq!(ended, vec![104]);
+    // Motion where it stands brings the detector back at once.
+    let mut a = CameraAnalyzer::new(a.config().clone());
+    for i in 0..20 {
+        let f = frame(i * step, None);
+        let (plan, _) = a.plan(&f, ids());
+        if plan != Plan::Skip {
+            a.observe(&f, &plan, &[person(0.5)], ids());
+        }
+    }
+    assert_eq!(a.plan(&frame(20 * step, None), ids()).0, Plan::Skip, "stationary and checked 0.2 s ago");
+    let (plan, _) = a.plan(&frame(21 * step, Some((28, 16))), ids());
+    assert!(matches!(plan, Plan::Regions(_)), "{plan:?}");
 }
