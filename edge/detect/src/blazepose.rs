@@ -175,9 +175,9 @@ fn span_origins(lo: u32, hi: u32, total: u32, tile: u32, overlap: u32) -> Vec<i3
 }
 
 /// The tiles covering only `regions` (normalised frame rectangles, e.g. motion regions) of a
-/// `width`×`height` frame. Regions closer than `overlap` pixels are merged first; each merged region gets
-/// the fewest tiles that cover it (a region up to a sixth larger than a tile gets one tile centred on it). Falls back to
-/// [`plan_tiles`] when that would not be fewer tiles. No regions, no tiles.
+/// `width`×`height` frame. Regions that touch or overlap are merged first; each merged region gets
+/// the fewest tiles that cover it (a region up to a sixth larger than a tile gets one tile centred on
+/// it). Falls back to [`plan_tiles`] when that would not be fewer tiles. No regions, no tiles.
 pub fn plan_region_tiles(width: u32, height: u32, tile: u32, overlap: u32, regions: &[Rect]) -> Vec<Tile> {
     let (fw, fh) = (width as f32, height as f32);
     let mut boxes: Vec<[u32; 4]> = regions
@@ -192,15 +192,16 @@ pub fn plan_region_tiles(width: u32, height: u32, tile: u32, overlap: u32, regio
         })
         .filter(|b| b[2] > b[0] && b[3] > b[1])
         .collect();
-    // Merge regions that touch or lie within `overlap` of each other, until none do.
-    let gap = overlap.min(tile);
+    // Merge regions that touch or overlap, until none do. Regions apart keep a tile each, centred on
+    // them: on the labelled vtest frames that finds more people with fewer tiles than merging
+    // regions within `overlap` of each other into one box tiled as a grid (BLAZEPOSE.md).
     let mut merged = true;
     while merged {
         merged = false;
         'outer: for i in 0..boxes.len() {
             for j in i + 1..boxes.len() {
                 let (a, b) = (boxes[i], boxes[j]);
-                if a[0] <= b[2] + gap && b[0] <= a[2] + gap && a[1] <= b[3] + gap && b[1] <= a[3] + gap {
+                if a[0] <= b[2] && b[0] <= a[2] && a[1] <= b[3] && b[1] <= a[3] {
                     boxes[i] = [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])];
                     boxes.swap_remove(j);
                     merged = true;
@@ -581,30 +582,52 @@ impl BlazePersonDetector {
         self.found.iter().filter_map(|p| to_detected(p, fw, fh)).collect()
     }
 
-    /// Runs `self.tiles` (plus the whole frame when configured and `allow_full`), leaving the merged
-    /// people in `self.found`.
-    fn run_tiles(&mut self, rgb: &[u8], width: u32, height: u32, allow_full: bool) -> Result<BlazeTimes, DetectError> {
-        self.found.clear();
-        self.merged.clear();
-        self.tile_dets.clear();
-        if width == 0 || height == 0 || rgb.len() < width as usize * height as usize * 3 {
-            self.tiles.clear();
-            return Ok(BlazeTimes::default());
-        }
-        let mut whole = None;
-        if allow_full && self.cfg.full_frame {
-            let side = width.max(height);
-            let tile = Tile { x: -(((side - width) / 2) as i32), y: -(((side - height) / 2) as i32), side };
-            if !self.tiles.contains(&tile) {
-                self.tiles.push(tile);
-                whole = Some(tile);
+    /// The tiles a look at `regions` takes ([`plan_region_tiles`]), or at the whole frame
+    /// ([`plan_tiles`], plus the whole-frame pass when configured, returned second), for running in
+    /// parts with [`BlazePersonDetector::run_some_tiles`].
+    pub fn plan(&self, width: u32, height: u32, regions: Option<&[Rect]>) -> (Vec<Tile>, Option<Tile>) {
+        let (tile, overlap) = (self.cfg.tile, self.cfg.overlap);
+        match regions {
+            Some(regions) => (plan_region_tiles(width, height, tile, overlap, regions), None),
+            None => {
+                let mut tiles = plan_tiles(width, height, tile, overlap);
+                let whole = self.whole_tile(width, height, &tiles);
+                tiles.extend(whole);
+                (tiles, whole)
             }
         }
+    }
+
+    /// The whole-frame pass, when configured and not already one of `tiles`.
+    fn whole_tile(&self, width: u32, height: u32, tiles: &[Tile]) -> Option<Tile> {
+        if !self.cfg.full_frame || width == 0 || height == 0 {
+            return None;
+        }
+        let side = width.max(height);
+        let tile = Tile { x: -(((side - width) / 2) as i32), y: -(((side - height) / 2) as i32), side };
+        (!tiles.contains(&tile)).then_some(tile)
+    }
+
+    /// Runs `tiles` of one frame (part of a [`BlazePersonDetector::plan`]; `whole` is the plan's
+    /// whole-frame pass), adding the people found, merged within each tile, in frame pixels, to `out`.
+    /// Hand everything every part found to [`BlazePersonDetector::finish`].
+    pub fn run_some_tiles(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        tiles: &[Tile],
+        whole: Option<Tile>,
+        out: &mut Vec<PersonDetection>,
+    ) -> Result<BlazeTimes, DetectError> {
+        self.tile_dets.clear();
+        if width == 0 || height == 0 || rgb.len() < width as usize * height as usize * 3 {
+            return Ok(BlazeTimes::default());
+        }
         let per = 3 * (BLAZE_INPUT * BLAZE_INPUT) as usize;
-        let mut times = BlazeTimes { tiles: self.tiles.len(), ..BlazeTimes::default() };
+        let mut times = BlazeTimes { tiles: tiles.len(), ..BlazeTimes::default() };
         let (mut pre, mut infer, mut post) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-        for start in (0..self.tiles.len()).step_by(self.batch) {
-            let chunk = &self.tiles[start..(start + self.batch).min(self.tiles.len())];
+        for chunk in tiles.chunks(self.batch) {
             let n = chunk.len();
             let t0 = Instant::now();
             for (k, &tile) in chunk.iter().enumerate() {
@@ -647,17 +670,56 @@ impl BlazePersonDetector {
                     let limit = LARGE_IN_TILE * tile.side as f32;
                     self.tile_dets.retain(|d| d.person[3] - d.person[1] <= limit);
                 }
-                weighted_nms(&mut self.tile_dets, self.cfg.iou_threshold, self.cfg.nms_box, &mut self.merged);
+                weighted_nms(&mut self.tile_dets, self.cfg.iou_threshold, self.cfg.nms_box, out);
             }
             pre += t1 - t0;
             infer += t2 - t1;
             post += t2.elapsed();
             times.runs += 1;
         }
-        let t3 = Instant::now();
-        weighted_nms(&mut self.merged, self.cfg.iou_threshold, self.cfg.nms_box, &mut self.found);
-        post += t3.elapsed();
         times.steps = StepTimes { preprocess: pre, inference: infer, postprocess: post };
+        Ok(times)
+    }
+
+    /// The people of a frame from everything its tiles found (`candidates`, emptied), normalised; with
+    /// `regions`, only those overlapping one.
+    pub fn finish(
+        &mut self,
+        candidates: &mut Vec<PersonDetection>,
+        width: u32,
+        height: u32,
+        regions: Option<&[Rect]>,
+    ) -> Vec<Detected> {
+        self.found.clear();
+        weighted_nms(candidates, self.cfg.iou_threshold, self.cfg.nms_box, &mut self.found);
+        candidates.clear();
+        let (fw, fh) = (width.max(1) as f32, height.max(1) as f32);
+        if let Some(regions) = regions {
+            self.found.retain(|p| to_detected(p, fw, fh).is_some_and(|d| overlaps_any(&d, regions)));
+        }
+        self.detected(width, height)
+    }
+
+    /// Runs `self.tiles` (plus the whole frame when configured and `allow_full`), leaving the merged
+    /// people in `self.found`.
+    fn run_tiles(&mut self, rgb: &[u8], width: u32, height: u32, allow_full: bool) -> Result<BlazeTimes, DetectError> {
+        self.found.clear();
+        self.merged.clear();
+        if width == 0 || height == 0 || rgb.len() < width as usize * height as usize * 3 {
+            self.tiles.clear();
+            return Ok(BlazeTimes::default());
+        }
+        let whole = if allow_full { self.whole_tile(width, height, &self.tiles) } else { None };
+        self.tiles.extend(whole);
+        let tiles = std::mem::take(&mut self.tiles);
+        let mut merged = std::mem::take(&mut self.merged);
+        let result = self.run_some_tiles(rgb, width, height, &tiles, whole, &mut merged);
+        self.tiles = tiles;
+        let mut times = result?;
+        let t3 = Instant::now();
+        weighted_nms(&mut merged, self.cfg.iou_threshold, self.cfg.nms_box, &mut self.found);
+        self.merged = merged;
+        times.steps.postprocess += t3.elapsed();
         Ok(times)
     }
 }
@@ -759,15 +821,18 @@ mod tests {
         // Near the corner: clamped inside the frame.
         let t = plan_region_tiles(768, 576, 192, 96, &[r(0.98, 0.98, 0.02, 0.02)]);
         assert_eq!(t, [Tile { x: 576, y: 384, side: 192 }]);
-        // Two nearby regions merge into one tile; a far one gets its own.
+        // Two overlapping regions merge into one tile; regions apart, however near, get a tile each,
+        // centred on them.
         let t = plan_region_tiles(
             768,
             576,
             192,
             96,
-            &[r(0.1, 0.1, 0.02, 0.02), r(0.15, 0.1, 0.02, 0.02), r(0.9, 0.9, 0.02, 0.02)],
+            &[r(0.1, 0.1, 0.04, 0.02), r(0.12, 0.1, 0.04, 0.02), r(0.9, 0.9, 0.02, 0.02)],
         );
         assert_eq!(t.len(), 2);
+        let t = plan_region_tiles(768, 576, 192, 64, &[r(0.1, 0.1, 0.02, 0.02), r(0.15, 0.1, 0.02, 0.02)]);
+        assert_eq!(t, [Tile { x: 0, y: 0, side: 192 }, Tile { x: 27, y: 0, side: 192 }]);
         // A wide region is tiled; every region pixel is covered.
         let region = r(0.1, 0.3, 0.6, 0.1);
         let t = plan_region_tiles(768, 576, 192, 96, &[region]);

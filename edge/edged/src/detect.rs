@@ -26,6 +26,7 @@ use vigil_proto::{Event, Timestamp};
 
 use crate::media::CameraMedia;
 use crate::stats::{AnalysisSnapshot, DetectStats};
+use crate::tiles::TileWork;
 
 /// UUIDv7 whose time part is when the event happened.
 pub fn event_id(at: Timestamp) -> Uuid {
@@ -58,6 +59,17 @@ struct SlotsState {
     next: usize,
     /// Relays still running; at 0 no frame will ever come again.
     open: usize,
+    /// Frames whose tiles their worker offers to share ([`crate::tiles`]).
+    help: std::collections::VecDeque<Arc<TileWork>>,
+}
+
+/// What a worker takes next.
+#[allow(clippy::large_enum_variant)] // one per frame, moved once: boxing would only add an allocation
+pub(crate) enum Work {
+    /// Another worker's frame: help run its tiles.
+    Help(Arc<TileWork>),
+    /// A camera's frame (its slot index) and the camera's analysis state, checked out.
+    Frame(usize, Frame, CameraJob),
 }
 
 /// One pending frame per camera, shared between relays and workers.
@@ -80,7 +92,8 @@ impl FrameSlots {
             })
             .collect();
         let open = slots.len();
-        Arc::new(FrameSlots { state: Mutex::new(SlotsState { slots, next: 0, open }), ready: Condvar::new() })
+        let state = SlotsState { slots, next: 0, open, help: Default::default() };
+        Arc::new(FrameSlots { state: Mutex::new(state), ready: Condvar::new() })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SlotsState> {
@@ -152,12 +165,27 @@ impl FrameSlots {
         self.ready.notify_all();
     }
 
-    /// Blocks for the next frame of a camera no other worker holds, the one waiting longest first
-    /// (captured earliest; ties round-robin), so no camera's frame waits behind newer ones; `None`
-    /// once every relay closed and nothing is pending.
-    fn take(&self) -> Option<(usize, Frame, CameraJob)> {
+    /// Offers a frame's tiles to the next worker that comes for work.
+    pub(crate) fn ask_help(&self, work: Arc<TileWork>) {
+        self.lock().help.push_back(work);
+        self.ready.notify_one();
+    }
+
+    /// Takes back an offer nobody took up.
+    pub(crate) fn withdraw(&self, work: &Arc<TileWork>) {
+        self.lock().help.retain(|w| !Arc::ptr_eq(w, work));
+    }
+
+    /// Blocks for the next work: another worker's frame to help with first (it is already being
+    /// analysed, so it is the oldest), else the next frame of a camera no other worker holds, the
+    /// one waiting longest first (captured earliest; ties round-robin), so no camera's frame waits
+    /// behind newer ones; `None` once every relay closed and nothing is pending.
+    pub(crate) fn take(&self) -> Option<Work> {
         let mut st = self.lock();
         loop {
+            if let Some(work) = st.help.pop_front() {
+                return Some(Work::Help(work));
+            }
             let n = st.slots.len();
             let oldest = (0..n)
                 .map(|k| (st.next + k) % n)
@@ -168,7 +196,7 @@ impl FrameSlots {
                 let slot = &mut st.slots[i];
                 if let (Some(frame), Some(job)) = (slot.pending.take(), slot.job.take()) {
                     st.next = (i + 1) % n;
-                    return Some((i, frame, job));
+                    return Some(Work::Frame(i, frame, job));
                 }
             }
             if st.open == 0 && st.slots.iter().all(|s| s.pending.is_none()) {
@@ -310,16 +338,25 @@ impl DetectStage {
 
 fn worker(mut detector: AnyDetector, shared: &Shared) {
     let mut crop_buf = Vec::new();
-    while let Some((slot, frame, mut job)) = shared.slots.take() {
+    while let Some(work) = shared.slots.take() {
+        let (slot, frame, mut job) = match work {
+            Work::Frame(slot, frame, job) => (slot, frame, job),
+            Work::Help(tiles) => {
+                if let AnyDetector::Blaze(d) = &mut detector {
+                    tiles.help(d);
+                }
+                continue;
+            }
+        };
         let analyzer = &mut job.analyzer;
         let (plan, mut events) = analyzer.plan(&frame, event_id);
+        let frame = Arc::new(frame);
         let found = match &plan {
             Plan::Skip => None,
             Plan::Full => Some(run(&mut detector, shared, &frame, None, &mut crop_buf)),
             Plan::Regions(regions) => Some(run(&mut detector, shared, &frame, Some(regions), &mut crop_buf)),
         };
         let analysed = matches!(found, Some(Ok(_)));
-        let frame = Arc::new(frame);
         if let Some(Ok(found)) = found {
             events.extend(analyzer.observe(&frame, &plan, &found, event_id));
             job.media.process(&frame, job.analyzer.tracks(), &mut events);
@@ -341,12 +378,12 @@ fn worker(mut detector: AnyDetector, shared: &Shared) {
 }
 
 /// Runs the detector on the whole frame, or only where `regions` are: YOLO as pixel crops of them
-/// (the whole frame when the crops would cover most of it), BlazePose by tiling them. Detections
-/// come back in whole-frame normalised coordinates.
+/// (the whole frame when the crops would cover most of it), BlazePose by tiling them, its tiles
+/// shared with an idle worker. Detections come back in whole-frame normalised coordinates.
 fn run(
     detector: &mut AnyDetector,
     shared: &Shared,
-    frame: &Frame,
+    frame: &Arc<Frame>,
     regions: Option<&[edge_core::geometry::Rect]>,
     buf: &mut Vec<u8>,
 ) -> Result<Vec<Detected>, ()> {
@@ -358,8 +395,7 @@ fn run(
             None => d.detect(rgb, width, height),
         },
         (AnyDetector::Yolo(d), None) => d.detect(rgb, width, height),
-        (AnyDetector::Blaze(d), Some(regions)) => d.detect_in(rgb, width, height, regions),
-        (AnyDetector::Blaze(d), None) => Detector::detect(d.as_mut(), rgb, width, height),
+        (AnyDetector::Blaze(d), regions) => run_shared(d, shared, frame, regions),
     };
     match result {
         Ok(found) => {
@@ -373,6 +409,31 @@ fn run(
             Err(())
         }
     }
+}
+
+/// BlazePose on `frame`'s tiles for `regions` (or the whole frame), offered to an idle worker when
+/// there are two or more.
+fn run_shared(
+    d: &mut BlazePersonDetector,
+    shared: &Shared,
+    frame: &Arc<Frame>,
+    regions: Option<&[edge_core::geometry::Rect]>,
+) -> Result<Vec<Detected>, edge_detect::DetectError> {
+    let (width, height) = (frame.width, frame.height);
+    let (tiles, whole) = d.plan(width, height, regions);
+    let mut found = Vec::new();
+    if tiles.len() < 2 {
+        d.run_some_tiles(&frame.rgb, width, height, &tiles, whole, &mut found)?;
+        return Ok(d.finish(&mut found, width, height, regions));
+    }
+    let work = TileWork::new(frame.clone(), tiles, whole, d.batch());
+    shared.slots.ask_help(work.clone());
+    let ran = work.run(d, &mut found);
+    shared.slots.withdraw(&work);
+    ran?;
+    let helped = work.join(&mut found)?;
+    shared.stats.tiles_shared.fetch_add(helped as u64, Relaxed);
+    Ok(d.finish(&mut found, width, height, regions))
 }
 
 /// Appends with a few retries; an event that still cannot be stored is counted and logged as an
@@ -437,6 +498,14 @@ mod tests {
         }
     }
 
+    fn take_frame(s: &FrameSlots) -> (usize, Frame, CameraJob) {
+        match s.take() {
+            Some(Work::Frame(i, f, j)) => (i, f, j),
+            Some(Work::Help(_)) => panic!("help, not a frame"),
+            None => panic!("nothing"),
+        }
+    }
+
     #[test]
     fn workers_take_the_frame_waiting_longest_and_never_two_of_one_camera() {
         let s = slots(&["a", "b", "c"]);
@@ -444,22 +513,40 @@ mod tests {
         s.offer(frame("c", 10));
         s.offer(frame("a", 20));
         s.offer(frame("b", 30));
-        let (ic, fc, jc) = s.take().unwrap();
+        let (ic, fc, jc) = take_frame(&s);
         assert_eq!(&*fc.camera, "c");
         // c's next frame arrives while c is checked out: the others come first, oldest first
         s.offer(frame("c", 15));
-        let (ia, fa, ja) = s.take().unwrap();
+        let (ia, fa, ja) = take_frame(&s);
         assert_eq!(&*fa.camera, "a");
         s.give_back(ic, jc);
-        let (_, f, _) = s.take().unwrap();
+        let (_, f, _) = take_frame(&s);
         assert_eq!((&*f.camera, f.seq), ("c", 15), "c is back and its frame is now the oldest");
-        let (_, f, _) = s.take().unwrap();
+        let (_, f, _) = take_frame(&s);
         assert_eq!(&*f.camera, "b");
         s.give_back(ia, ja);
         // a newer frame replaces an unanalysed one (drop-oldest), counted
         s.offer(frame("a", 40));
         s.offer(frame("a", 50));
-        let (_, f, _) = s.take().unwrap();
+        let (_, f, _) = take_frame(&s);
         assert_eq!(f.seq, 50);
+    }
+
+    #[test]
+    fn a_frame_being_analysed_is_helped_before_new_frames_are_taken() {
+        let s = slots(&["a", "b"]);
+        s.offer(frame("b", 10));
+        let work = TileWork::new(Arc::new(frame("a", 5)), Vec::new(), None, 1);
+        s.ask_help(work.clone());
+        assert!(matches!(s.take(), Some(Work::Help(w)) if Arc::ptr_eq(&w, &work)));
+        // taken once: the next worker gets the frame
+        let (ib, fb, jb) = take_frame(&s);
+        assert_eq!(&*fb.camera, "b");
+        s.give_back(ib, jb);
+        // an offer nobody took up is withdrawn by its owner
+        s.ask_help(work.clone());
+        s.withdraw(&work);
+        s.offer(frame("b", 20));
+        assert_eq!(take_frame(&s).1.seq, 20);
     }
 }

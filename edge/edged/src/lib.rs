@@ -24,6 +24,7 @@ mod sender;
 pub mod stats;
 mod status;
 mod status_page;
+pub mod tiles;
 pub mod topology;
 pub mod upload;
 

@@ -23,7 +23,10 @@ pub struct EdgeStats {
 #[derive(Debug, Default)]
 pub struct DetectStats {
     pub frames_analyzed: AtomicU64,
+    /// Detector wall time per analysed frame, summed (a frame whose tiles were shared counts once).
     pub inference_micros_total: AtomicU64,
+    /// Tiles of one worker's frame that another, idle worker ran ([`crate::tiles`]).
+    pub tiles_shared: AtomicU64,
     pub errors: AtomicU64,
     pub events_created: AtomicU64,
     /// Events that could not be written to the spool even after retries (an ERROR each).

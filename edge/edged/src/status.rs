@@ -150,6 +150,7 @@ async fn status(State(s): State<StatusState>) -> Json<Value> {
         "detector": {
             "frames_analyzed": frames,
             "inference_ms_avg": if frames > 0 { micros as f64 / frames as f64 / 1000.0 } else { 0.0 },
+            "tiles_shared": d.tiles_shared.load(Relaxed),
             "errors": d.errors.load(Relaxed),
             "events_created": d.events_created.load(Relaxed),
             "events_lost": d.events_lost.load(Relaxed),
@@ -259,6 +260,12 @@ async fn metrics(State(s): State<StatusState>) -> ([(axum::http::header::HeaderN
         "counter",
         "detector runs",
         vec![(String::new(), d.frames_analyzed.load(Relaxed) as f64)],
+    );
+    family(
+        "detector_tiles_shared_total",
+        "counter",
+        "tiles of one worker's frame run by another, idle worker",
+        vec![(String::new(), d.tiles_shared.load(Relaxed) as f64)],
     );
     family(
         "detector_errors_total",
