@@ -1139,7 +1139,8 @@ mod tests {
              [[cameras.lines]]\nid = \"door\"\na = [0.5, 0]\nb = [0.5, 0]\n[[cameras.lines]]\nid = \"door\"\na = [1.5, 0]\nb = [0, 0]\n\
              [[cameras.zones]]\nid = \"z\"\npolygon = [[0.1, 0.5], [0.4, 0.5]]\n"
         )
-        .replace("workers = 1", "workers = 0\nstationary_check_secs = 0")
+        .replace("workers = 1", "workers = 0")
+        .replace("stationary_check_secs = 1", "stationary_check_secs = 0")
         .replace("events = \"tracks\"", "events = \"sometimes\"");
         let err = Config::from_toml(&bad).unwrap_err().to_string();
         for needle in [
