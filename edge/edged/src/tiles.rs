@@ -98,6 +98,15 @@ impl TileWork {
             st.helping += 1;
             range
         };
+        // Even if this thread unwound mid-batch, the owner must not wait for it forever.
+        struct Leave<'a>(&'a TileWork);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.lock().helping -= 1;
+                self.0.helpers_done.notify_all();
+            }
+        }
+        let _leave = Leave(self);
         let (mut found, mut ran) = (Vec::new(), 0);
         let error = loop {
             ran += range.len();
@@ -116,9 +125,6 @@ impl TileWork {
             st.next = self.tiles.len();
             st.error.get_or_insert(error);
         }
-        st.helping -= 1;
-        drop(st);
-        self.helpers_done.notify_all();
         ran
     }
 
