@@ -532,26 +532,6 @@ impl CameraAnalyzer {
     }
 }
 
-/// The smallest rect holding every rect in `regions` (normalised), or `None` when empty.
-pub fn union(regions: &[Rect]) -> Option<Rect> {
-    let first = regions.first()?;
-    let (mut x0, mut y0, mut x1, mut y1) = (first.x, first.y, first.x + first.w, first.y + first.h);
-    for r in &regions[1..] {
-        x0 = x0.min(r.x);
-        y0 = y0.min(r.y);
-        x1 = x1.max(r.x + r.w);
-        y1 = y1.max(r.y + r.h);
-    }
-    Some(Rect { x: x0, y: y0, w: x1 - x0, h: y1 - y0 })
-}
-
-/// A pixel crop `(x, y, w, h)` of a `width`×`height` frame covering `region` (normalised), grown
-/// around its centre to at least `min_side` pixels per side (a detector sees tiny crops badly)
-/// and clamped to the frame. `None` when the crop would cover most of the frame anyway (≥ 70 %).
-pub fn crop_for(region: Rect, width: u32, height: u32, min_side: u32) -> Option<(u32, u32, u32, u32)> {
-    crops_for(&[region], width, height, min_side).and_then(|crops| crops.first().copied())
-}
-
 /// Frame pixels one extra detector run is worth: two crops are analysed as one when the one crop
 /// holding both is at most this much larger than they are together.
 pub const MERGE_SLACK_PX: f32 = 128.0 * 128.0;

@@ -208,6 +208,27 @@ fn filters_drop_by_class_score_size_ratio_and_mask() {
     }
 }
 
+/// The smallest rect holding every rect in `regions` (normalised), or `None` when empty.
+fn union(regions: &[Rect]) -> Option<Rect> {
+    let first = regions.first()?;
+    let (mut x0, mut y0, mut x1, mut y1) = (first.x, first.y, first.x + first.w, first.y + first.h);
+    for r in &regions[1..] {
+        x0 = x0.min(r.x);
+        y0 = y0.min(r.y);
+        x1 = x1.max(r.x + r.w);
+        y1 = y1.max(r.y + r.h);
+    }
+    Some(Rect { x: x0, y: y0, w: x1 - x0, h: y1 - y0 })
+}
+
+/// The crop `crops_for` gives one region.
+fn crop_for(region: Rect, width: u32, height: u32, min_side: u32) -> Option<(u32, u32, u32, u32)> {
+    crops_for(&[region], width, height, min_side).map(|crops| {
+        assert_eq!(crops.len(), 1);
+        crops[0]
+    })
+}
+
 #[test]
 fn crops_grow_to_a_minimum_clamp_to_the_frame_and_map_back() {
     // A small region near the right edge grows to 320 px and is pushed inside the frame.
