@@ -146,17 +146,11 @@ pub fn tile_origins(total: u32, tile: u32, overlap: u32) -> Vec<i32> {
 
 /// The tiles covering a `width`×`height` frame, row by row.
 pub fn plan_tiles(width: u32, height: u32, tile: u32, overlap: u32) -> Vec<Tile> {
-    let mut tiles = Vec::new();
-    plan_tiles_into(width, height, tile, overlap, &mut tiles);
-    tiles
-}
-
-fn plan_tiles_into(width: u32, height: u32, tile: u32, overlap: u32, tiles: &mut Vec<Tile>) {
-    tiles.clear();
     let xs = tile_origins(width, tile, overlap);
-    for y in tile_origins(height, tile, overlap) {
-        tiles.extend(xs.iter().map(|&x| Tile { x, y, side: tile.max(1) }));
-    }
+    tile_origins(height, tile, overlap)
+        .into_iter()
+        .flat_map(|y| xs.iter().map(move |&x| Tile { x, y, side: tile.max(1) }))
+        .collect()
 }
 
 /// Origins covering `[lo, hi)` of an axis of `total` pixels with tiles kept inside `[0, total)`.
@@ -542,8 +536,7 @@ impl BlazePersonDetector {
 
     /// People in the whole frame, in frame pixels, best first.
     pub fn detect_persons(&mut self, rgb: &[u8], width: u32, height: u32) -> Result<&[PersonDetection], DetectError> {
-        plan_tiles_into(width, height, self.cfg.tile, self.cfg.overlap, &mut self.tiles);
-        self.run_tiles(rgb, width, height, true).map(|_| self.found.as_slice())
+        self.run_plan(rgb, width, height, None).map(|_| self.found.as_slice())
     }
 
     /// People within `regions` (normalised), in frame pixels, best first. Tiles cover only the regions
@@ -555,13 +548,7 @@ impl BlazePersonDetector {
         height: u32,
         regions: &[Rect],
     ) -> Result<&[PersonDetection], DetectError> {
-        self.tiles = plan_region_tiles(width, height, self.cfg.tile, self.cfg.overlap, regions);
-        self.run_tiles(rgb, width, height, false)?;
-        let (fw, fh) = (width.max(1) as f32, height.max(1) as f32);
-        self.found.retain(|p| {
-            let d = to_detected(p, fw, fh);
-            d.is_some_and(|d| overlaps_any(&d, regions))
-        });
+        self.run_plan(rgb, width, height, Some(regions))?;
         Ok(&self.found)
     }
 
@@ -572,8 +559,7 @@ impl BlazePersonDetector {
         width: u32,
         height: u32,
     ) -> Result<(Vec<Detected>, BlazeTimes), DetectError> {
-        plan_tiles_into(width, height, self.cfg.tile, self.cfg.overlap, &mut self.tiles);
-        let times = self.run_tiles(rgb, width, height, true)?;
+        let times = self.run_plan(rgb, width, height, None)?;
         Ok((self.detected(width, height), times))
     }
 
@@ -690,6 +676,13 @@ impl BlazePersonDetector {
         height: u32,
         regions: Option<&[Rect]>,
     ) -> Vec<Detected> {
+        self.merge(candidates, width, height, regions);
+        self.detected(width, height)
+    }
+
+    /// Leaves in `self.found` the people of a frame from everything its tiles found (`candidates`,
+    /// emptied): one NMS across tiles, then, with `regions`, only those overlapping one.
+    fn merge(&mut self, candidates: &mut Vec<PersonDetection>, width: u32, height: u32, regions: Option<&[Rect]>) {
         self.found.clear();
         weighted_nms(candidates, self.cfg.iou_threshold, self.cfg.nms_box, &mut self.found);
         candidates.clear();
@@ -697,27 +690,29 @@ impl BlazePersonDetector {
         if let Some(regions) = regions {
             self.found.retain(|p| to_detected(p, fw, fh).is_some_and(|d| overlaps_any(&d, regions)));
         }
-        self.detected(width, height)
     }
 
-    /// Runs `self.tiles` (plus the whole frame when configured and `allow_full`), leaving the merged
-    /// people in `self.found`.
-    fn run_tiles(&mut self, rgb: &[u8], width: u32, height: u32, allow_full: bool) -> Result<BlazeTimes, DetectError> {
+    /// Runs the whole [`BlazePersonDetector::plan`] for `regions` (or the whole frame) in one go,
+    /// leaving its tiles in `self.tiles` and the people in `self.found`.
+    fn run_plan(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        regions: Option<&[Rect]>,
+    ) -> Result<BlazeTimes, DetectError> {
         self.found.clear();
-        self.merged.clear();
         if width == 0 || height == 0 || rgb.len() < width as usize * height as usize * 3 {
             self.tiles.clear();
             return Ok(BlazeTimes::default());
         }
-        let whole = if allow_full { self.whole_tile(width, height, &self.tiles) } else { None };
-        self.tiles.extend(whole);
-        let tiles = std::mem::take(&mut self.tiles);
+        let (tiles, whole) = self.plan(width, height, regions);
         let mut merged = std::mem::take(&mut self.merged);
         let result = self.run_some_tiles(rgb, width, height, &tiles, whole, &mut merged);
         self.tiles = tiles;
         let mut times = result?;
         let t3 = Instant::now();
-        weighted_nms(&mut merged, self.cfg.iou_threshold, self.cfg.nms_box, &mut self.found);
+        self.merge(&mut merged, width, height, regions);
         self.merged = merged;
         times.steps.postprocess += t3.elapsed();
         Ok(times)
