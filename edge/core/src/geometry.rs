@@ -25,6 +25,11 @@ impl Rect {
         Point { x: self.x + self.w / 2.0, y: self.y + self.h / 2.0 }
     }
 
+    /// Whether `p` lies inside or on the edge.
+    pub fn contains(&self, p: Point) -> bool {
+        self.x <= p.x && p.x <= self.x + self.w && self.y <= p.y && p.y <= self.y + self.h
+    }
+
     /// Bottom centre: where a standing person touches the floor (what zones and lines test).
     pub fn foot(&self) -> Point {
         Point { x: self.x + self.w / 2.0, y: self.y + self.h }

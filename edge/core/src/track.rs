@@ -50,10 +50,7 @@ impl Looked<'_> {
     fn holds(&self, r: &Rect) -> bool {
         match self {
             Looked::Everywhere => true,
-            Looked::Regions(regions) => {
-                let c = r.center();
-                regions.iter().any(|g| g.x <= c.x && c.x <= g.x + g.w && g.y <= c.y && c.y <= g.y + g.h)
-            }
+            Looked::Regions(regions) => regions.iter().any(|g| g.contains(r.center())),
         }
     }
 }

@@ -49,8 +49,8 @@ fn motion_regions_cover_the_people_the_detector_finds_and_tracks_persist() {
             det.detect(&f.rgb, f.width, f.height).unwrap().into_iter().filter(|d| d.class_id == FEET).collect();
         for d in &found {
             feet += 1;
-            let (cx, cy) = (d.x + d.w / 2.0, d.y + d.h / 2.0);
-            if m.regions.iter().any(|r| cx >= r.x && cx <= r.x + r.w && cy >= r.y && cy <= r.y + r.h) {
+            let centre = edge_core::geometry::Point { x: d.x + d.w / 2.0, y: d.y + d.h / 2.0 };
+            if m.regions.iter().any(|r| r.contains(centre)) {
                 feet_in_motion += 1;
             }
         }
