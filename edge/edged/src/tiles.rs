@@ -141,9 +141,4 @@ impl TileWork {
         out.append(&mut st.found);
         Ok(st.helped)
     }
-
-    /// Tiles left unclaimed (0 once the owner's `run` returned).
-    pub fn unclaimed(&self) -> usize {
-        self.tiles.len() - self.lock().next.min(self.tiles.len())
-    }
 }

@@ -393,10 +393,12 @@ impl Front {
             }
             if wrote {
                 // let the runtime's other tasks run first: more of a busy device's packets arrive
-                // meanwhile, and are read, checked and forwarded together
-                tokio::task::yield_now().await;
+                // meanwhile, and are read, checked and forwarded together (for a streaming device,
+                // for a while)
                 if last_read >= STREAMING_READ {
                     coalesce().await;
+                } else {
+                    tokio::task::yield_now().await;
                 }
             }
             // The keepalive runs while waiting for the device: it expires `limit` after this wait
