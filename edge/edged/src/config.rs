@@ -306,6 +306,10 @@ struct RawDetector {
     overlap: u32,
     #[serde(default)]
     full_frame: bool,
+    /// `blazepose`: a body leaning further than this from upright, in degrees, is not a person
+    /// (180 keeps every pose, for ceiling or fisheye cameras).
+    #[serde(default = "default_max_tilt")]
+    max_tilt_degrees: f32,
     /// The periodic whole-frame look (`motion.full_frame_secs`) in this many parts, one part at a
     /// time; default 4 for `blazepose` (its whole frame is many tiles), 1 for `yolo`.
     full_frame_parts: Option<u32>,
@@ -352,6 +356,9 @@ fn default_tile() -> u32 {
 }
 fn default_overlap() -> u32 {
     64
+}
+fn default_max_tilt() -> f32 {
+    60.0
 }
 fn default_workers() -> usize {
     1
@@ -688,10 +695,14 @@ impl Config {
                 if d.tile < 32 || d.tile > 2048 || d.overlap >= d.tile {
                     p.push(format!("detector.tile/overlap: tile {} must be 32..=2048 and overlap below it", d.tile));
                 }
+                if !(0.0..=180.0).contains(&d.max_tilt_degrees) {
+                    p.push(format!("detector.max_tilt_degrees: {} must be 0..=180", d.max_tilt_degrees));
+                }
                 let mut b = edge_detect::BlazeConfig::new(d.model.clone());
                 b.tile = d.tile;
                 b.overlap = d.overlap;
                 b.full_frame = d.full_frame;
+                b.max_tilt_deg = d.max_tilt_degrees;
                 b.threads = d.threads;
                 Some(b)
             }
@@ -1157,7 +1168,11 @@ mod tests {
             assert!(err.contains(needle), "{needle} missing from:\n{err}");
         }
         let blaze = DEFAULT_CONFIG.replace("kind = \"yolo\"", "kind = \"blazepose\"");
-        assert!(Config::from_toml(&blaze).unwrap().detector.blaze.is_some());
+        assert_eq!(Config::from_toml(&blaze).unwrap().detector.blaze.unwrap().max_tilt_deg, 60.0);
+        let fisheye = blaze.replace("threads = 1", "threads = 1\nmax_tilt_degrees = 180");
+        assert_eq!(Config::from_toml(&fisheye).unwrap().detector.blaze.unwrap().max_tilt_deg, 180.0);
+        let err = Config::from_toml(&blaze.replace("threads = 1", "threads = 1\nmax_tilt_degrees = 181")).unwrap_err();
+        assert!(err.to_string().contains("detector.max_tilt_degrees: 181 must be 0..=180"), "{err}");
     }
 
     #[test]
