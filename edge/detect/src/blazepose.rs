@@ -700,9 +700,8 @@ impl BlazePersonDetector {
     }
 
     /// Leaves in `self.found` the people of a frame from everything its tiles found (`candidates`,
-    /// emptied): one NMS across tiles, only those within `max_tilt_deg` of upright (after the NMS, so an
-    /// upside-down candidate cannot pull an upright cluster's box), then, with `regions`, only those
-    /// overlapping one.
+    /// emptied): one NMS across tiles, then only those within `max_tilt_deg` of upright and, with
+    /// `regions`, only those overlapping one.
     fn merge(&mut self, candidates: &mut Vec<PersonDetection>, width: u32, height: u32, regions: Option<&[Rect]>) {
         self.found.clear();
         weighted_nms(candidates, self.cfg.iou_threshold, self.cfg.nms_box, &mut self.found);
