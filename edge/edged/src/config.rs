@@ -307,9 +307,8 @@ struct RawDetector {
     #[serde(default)]
     full_frame: bool,
     /// `blazepose`: a body leaning further than this from upright, in degrees, is not a person
-    /// (180 keeps every pose, for ceiling or fisheye cameras).
-    #[serde(default = "default_max_tilt")]
-    max_tilt_degrees: f32,
+    /// (180 keeps every pose, for ceiling or fisheye cameras). Default: `BlazeConfig`'s (60).
+    max_tilt_degrees: Option<f32>,
     /// The periodic whole-frame look (`motion.full_frame_secs`) in this many parts, one part at a
     /// time; default 4 for `blazepose` (its whole frame is many tiles), 1 for `yolo`.
     full_frame_parts: Option<u32>,
@@ -356,9 +355,6 @@ fn default_tile() -> u32 {
 }
 fn default_overlap() -> u32 {
     64
-}
-fn default_max_tilt() -> f32 {
-    60.0
 }
 fn default_workers() -> usize {
     1
@@ -695,14 +691,14 @@ impl Config {
                 if d.tile < 32 || d.tile > 2048 || d.overlap >= d.tile {
                     p.push(format!("detector.tile/overlap: tile {} must be 32..=2048 and overlap below it", d.tile));
                 }
-                if !(0.0..=180.0).contains(&d.max_tilt_degrees) {
-                    p.push(format!("detector.max_tilt_degrees: {} must be 0..=180", d.max_tilt_degrees));
-                }
                 let mut b = edge_detect::BlazeConfig::new(d.model.clone());
                 b.tile = d.tile;
                 b.overlap = d.overlap;
                 b.full_frame = d.full_frame;
-                b.max_tilt_deg = d.max_tilt_degrees;
+                b.max_tilt_deg = d.max_tilt_degrees.unwrap_or(b.max_tilt_deg);
+                if !(0.0..=180.0).contains(&b.max_tilt_deg) {
+                    p.push(format!("detector.max_tilt_degrees: {} must be 0..=180", b.max_tilt_deg));
+                }
                 b.threads = d.threads;
                 Some(b)
             }
